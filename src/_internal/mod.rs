@@ -1,0 +1,5 @@
+//! Unstable internals for fuzzing and testing (feature `_internal`). Not
+//! covered by semver.
+#![allow(missing_docs, clippy::missing_panics_doc)]
+
+pub mod fuzz;

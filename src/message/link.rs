@@ -1,0 +1,1 @@
+//! Link format (RFC 6690).
