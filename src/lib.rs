@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![no_std]
+#![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "alloc")]
@@ -13,10 +14,10 @@ pub mod message;
 #[doc(hidden)]
 pub mod _internal;
 
-pub use message::{
-    Block, Code, ContentFormat, EncodeError, Encoder, Header, Message, MessageType, Observe,
-    OptionFormat, OptionInfo, OptionNumber, OptionRef, Options, ParseError, ParseErrorKind,
-    ValueError,
-};
 #[cfg(feature = "alloc")]
 pub use message::MessageBuf;
+pub use message::{
+    Block, Code, ContentFormat, EncodeError, Encoder, Header, Message, MessageType, Observe,
+    OptionFormat, OptionInfo, OptionNumber, OptionProblem, OptionRef, Options, ParseError,
+    ParseErrorKind, ValueError, decode_uint, encode_uint,
+};

@@ -203,7 +203,11 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(buf[4], 0x60);
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
-    pub fn option_uint(&mut self, number: OptionNumber, value: u32) -> Result<&mut Self, EncodeError> {
+    pub fn option_uint(
+        &mut self,
+        number: OptionNumber,
+        value: u32,
+    ) -> Result<&mut Self, EncodeError> {
         self.option(number, &encode_uint(value))
     }
 
@@ -217,7 +221,11 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(enc.finish(), 4 + 1 + 11);
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
-    pub fn option_str(&mut self, number: OptionNumber, value: &str) -> Result<&mut Self, EncodeError> {
+    pub fn option_str(
+        &mut self,
+        number: OptionNumber,
+        value: &str,
+    ) -> Result<&mut Self, EncodeError> {
         self.option(number, value.as_bytes())
     }
 
@@ -231,7 +239,11 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(&buf[4..7], &[0xd1, 0x0a, 0x16]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn option_block(&mut self, number: OptionNumber, block: Block) -> Result<&mut Self, EncodeError> {
+    pub fn option_block(
+        &mut self,
+        number: OptionNumber,
+        block: Block,
+    ) -> Result<&mut Self, EncodeError> {
         self.option_uint(number, block.to_uint())
     }
 

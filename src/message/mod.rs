@@ -50,7 +50,7 @@ pub use option::{OptionFormat, OptionInfo, OptionNumber};
 #[cfg(feature = "alloc")]
 pub use owned::MessageBuf;
 pub use parse::{Header, Message, OptionProblem, OptionRef, Options, OptionsOf};
-pub use value::{Block, ContentFormat, Observe, decode_uint, encode_uint};
+pub use value::{Block, ContentFormat, Observe, UintBytes, decode_uint, encode_uint};
 
 /// The CoAP version this codec speaks (RFC 7252 §3: "Implementations of this
 /// specification MUST set this field to 1").

@@ -37,7 +37,7 @@ struct Entry {
 /// assert_eq!(MessageBuf::from(Message::parse(&bytes)?), m);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct MessageBuf {
     ty: MessageType,
     code: Code,
@@ -252,7 +252,10 @@ impl MessageBuf {
     fn compact(&mut self) {
         let mut values = Vec::with_capacity(self.options.iter().map(|e| e.len).sum());
         for e in &mut self.options {
-            let v = self.values.get(e.start..e.start + e.len).unwrap_or_default();
+            let v = self
+                .values
+                .get(e.start..e.start + e.len)
+                .unwrap_or_default();
             e.start = values.len();
             values.extend_from_slice(v);
         }
@@ -270,7 +273,10 @@ impl MessageBuf {
     pub fn options(&self) -> impl Iterator<Item = OptionRef<'_>> + '_ {
         self.options.iter().map(|e| OptionRef {
             number: e.number,
-            value: self.values.get(e.start..e.start + e.len).unwrap_or_default(),
+            value: self
+                .values
+                .get(e.start..e.start + e.len)
+                .unwrap_or_default(),
         })
     }
 
@@ -283,9 +289,7 @@ impl MessageBuf {
     /// ```
     #[must_use]
     pub fn option(&self, number: OptionNumber) -> Option<&[u8]> {
-        self.options()
-            .find(|o| o.number == number)
-            .map(|o| o.value)
+        self.options().find(|o| o.number == number).map(|o| o.value)
     }
 
     /// The payload.
@@ -373,6 +377,34 @@ impl MessageBuf {
         let n = self.encode(&mut out)?;
         out.truncate(n);
         Ok(out)
+    }
+}
+
+impl PartialEq for MessageBuf {
+    /// Compares the logical message (type, code, MID, token, options in
+    /// order, payload), not the internal storage layout.
+    fn eq(&self, other: &Self) -> bool {
+        self.ty == other.ty
+            && self.code == other.code
+            && self.message_id == other.message_id
+            && self.token() == other.token()
+            && self.payload == other.payload
+            && self.options().eq(other.options())
+    }
+}
+
+impl Eq for MessageBuf {}
+
+impl core::hash::Hash for MessageBuf {
+    fn hash<H: core::hash::Hasher>(&self, state: &mut H) {
+        self.ty.hash(state);
+        self.code.hash(state);
+        self.message_id.hash(state);
+        self.token().hash(state);
+        for o in self.options() {
+            o.hash(state);
+        }
+        self.payload.hash(state);
     }
 }
 

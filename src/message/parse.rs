@@ -94,7 +94,9 @@ fn read_ext(nibble: u8, rest: &[u8]) -> Option<(usize, &[u8])> {
             Some((13 + usize::from(b), rest))
         }
         14 => match *rest {
-            [b0, b1, ref rest @ ..] => Some((269 + usize::from(u16::from_be_bytes([b0, b1])), rest)),
+            [b0, b1, ref rest @ ..] => {
+                Some((269 + usize::from(u16::from_be_bytes([b0, b1])), rest))
+            }
             _ => None,
         },
         n => Some((usize::from(n), rest)),
