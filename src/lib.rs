@@ -9,6 +9,12 @@ extern crate alloc;
 extern crate std;
 
 pub mod message;
+pub mod time;
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+pub mod endpoint;
+
+pub use time::Instant;
 
 #[cfg(feature = "_internal")]
 #[doc(hidden)]

@@ -15,6 +15,8 @@ const TARGETS: &[(&str, Body)] = &[
     ("roundtrip", fuzz::roundtrip),
     ("encode", fuzz::encode),
     ("option_values", fuzz::option_values),
+    ("uri", coap_proto::_internal::fuzz_uri::uri),
+    ("link_format", coap_proto::_internal::fuzz_link::link_format),
 ];
 
 fn replay(kind: &str) -> usize {

@@ -3,3 +3,5 @@
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
 pub mod fuzz;
+pub mod fuzz_link;
+pub mod fuzz_uri;

@@ -61,10 +61,10 @@ impl fmt::Display for OptionRef<'_> {
         f.write_str(":")?;
         match format {
             Some(OptionFormat::Uint) => {
-                if matches!(self.number, OptionNumber::BLOCK1 | OptionNumber::BLOCK2) {
-                    if let Ok(b) = Block::from_value(self.value) {
-                        return write!(f, "{b}");
-                    }
+                if matches!(self.number, OptionNumber::BLOCK1 | OptionNumber::BLOCK2)
+                    && let Ok(b) = Block::from_value(self.value)
+                {
+                    return write!(f, "{b}");
                 }
                 match decode_uint(self.value) {
                     Ok(n) => write!(f, "{n}"),
@@ -107,7 +107,7 @@ struct DebugOptions<'a>(Message<'a>);
 impl fmt::Debug for DebugOptions<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list()
-            .entries(self.0.options().map(|o| DisplayAsDebug(o)))
+            .entries(self.0.options().map(DisplayAsDebug))
             .finish()
     }
 }

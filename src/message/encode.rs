@@ -8,7 +8,7 @@ use super::{Code, MAX_OPTION_VALUE_LEN, MAX_TOKEN_LEN, MessageType, PAYLOAD_MARK
 
 /// The nibble and extension for a delta or length (§3.1). Every value has
 /// exactly one encoding, which is what makes the framing canonical.
-#[inline(always)]
+#[inline]
 fn nibble(v: usize) -> (u8, usize) {
     if v < 13 {
         (v as u8, 0)
@@ -19,7 +19,7 @@ fn nibble(v: usize) -> (u8, usize) {
     }
 }
 
-#[inline(always)]
+#[inline]
 fn write_ext(out: &mut [u8], v: usize) -> usize {
     match nibble(v) {
         (13, _) => {
@@ -44,7 +44,7 @@ fn write_ext(out: &mut [u8], v: usize) -> usize {
 /// ```
 /// use coap_proto::message::encoded_option_len;
 /// assert_eq!(encoded_option_len(11, 4), 5);      // 1-byte header
-/// assert_eq!(encoded_option_len(13, 13), 15);    // 1 + 1 + 13
+/// assert_eq!(encoded_option_len(13, 13), 16);    // 1 + 1 + 1 + 13
 /// assert_eq!(encoded_option_len(269, 269), 274); // 1 + 2 + 2 + 269
 /// ```
 #[must_use]
@@ -146,8 +146,8 @@ impl<'b> Encoder<'b> {
     /// enc.option(OptionNumber::URI_PATH, b"a")?;
     /// enc.option(OptionNumber::URI_PATH, b"b")?;
     /// assert_eq!(
-    ///     enc.option(OptionNumber::URI_HOST, b"h"),
-    ///     Err(EncodeError::OutOfOrder { previous: 11, next: 3 })
+    ///     enc.option(OptionNumber::URI_HOST, b"h").unwrap_err(),
+    ///     EncodeError::OutOfOrder { previous: 11, next: 3 }
     /// );
     /// assert_eq!(enc.finish(), 8);
     /// # Ok::<(), EncodeError>(())

@@ -45,6 +45,7 @@ mod value;
 
 pub use code::{Code, MessageType};
 pub use encode::{Encoder, encoded_option_len};
+pub use link::{Filter, Link, LinkError, LinkFormat, LinkWriter};
 pub use error::{EncodeError, ParseError, ParseErrorKind, ValueError};
 pub use option::{OptionFormat, OptionInfo, OptionNumber};
 #[cfg(feature = "alloc")]

@@ -451,6 +451,6 @@ impl fmt::Debug for MessageBuf {
             .field("token", &super::display::Hex(self.token()))
             .field("options", &self.options().collect::<Vec<_>>())
             .field("payload", &super::display::Hex(&self.payload))
-            .finish()
+            .finish_non_exhaustive()
     }
 }

@@ -86,7 +86,7 @@ pub struct Message<'a> {
 /// Reads an extended delta or length (§3.1) for `nibble` from the front of
 /// `rest`. Returns the value and the remaining bytes, or `None` if the
 /// extension bytes are missing. `nibble` must be below 15.
-#[inline(always)]
+#[inline]
 fn read_ext(nibble: u8, rest: &[u8]) -> Option<(usize, &[u8])> {
     match nibble {
         13 => {
@@ -192,6 +192,27 @@ impl<'a> Message<'a> {
                 return fail(ParseErrorKind::OptionValueTruncated, pos);
             };
             rest = after;
+        }
+    }
+
+    /// The layout offsets, to rebuild the view over the same bytes later
+    /// without validating again (see [`Message::from_layout`]).
+    #[cfg(feature = "alloc")]
+    pub(crate) fn layout(&self) -> [usize; 3] {
+        [self.options_start, self.options_end, self.payload_start]
+    }
+
+    /// Rebuilds a view from [`Message::layout`] over the *same* bytes. The
+    /// accessors stay infallible whatever the offsets are (they use checked
+    /// slicing), so a mismatch could only give wrong fields, never a panic.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn from_layout(buf: &'a [u8], layout: [usize; 3]) -> Self {
+        let [options_start, options_end, payload_start] = layout;
+        Self {
+            buf,
+            options_start,
+            options_end,
+            payload_start,
         }
     }
 
@@ -382,10 +403,13 @@ impl<'a> Message<'a> {
     ///
     /// ```
     /// use coap_proto::{Message, OptionNumber, message::OptionProblem};
-    /// // Two Accept options, and a 5-byte Max-Age.
-    /// let msg = Message::parse(b"\x40\x01\x00\x01\xd1\x04\x00\x01\x00\x25\x01\x02\x03\x04\x05")?;
+    /// // A 5-byte Max-Age, then Accept twice.
+    /// let msg = Message::parse(b"\x40\x01\x00\x01\xd5\x01\x01\x02\x03\x04\x05\x31\x28\x01\x29")?;
     /// let bad: Vec<_> = msg.invalid_options().map(|(o, p)| (o.number, p)).collect();
-    /// assert_eq!(bad, [(OptionNumber::MAX_AGE, OptionProblem::BadLength)]);
+    /// assert_eq!(bad, [
+    ///     (OptionNumber::MAX_AGE, OptionProblem::BadLength),
+    ///     (OptionNumber::ACCEPT, OptionProblem::Repeated),
+    /// ]);
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     pub fn invalid_options(&self) -> impl Iterator<Item = (OptionRef<'a>, OptionProblem)> + 'a {

@@ -1,0 +1,267 @@
+//! Transmission parameters (RFC 7252 §4.8) and table bounds.
+
+use core::time::Duration;
+
+/// The protocol parameters of RFC 7252 §4.8 and the values derived from them
+/// (§4.8.2). Every field is configurable; the defaults are the RFC's.
+///
+/// ```
+/// use coap_proto::endpoint::TransmissionParameters;
+/// use core::time::Duration;
+/// let p = TransmissionParameters::default();
+/// assert_eq!(p.max_transmit_span(), Duration::from_secs(45));
+/// assert_eq!(p.max_transmit_wait(), Duration::from_secs(93));
+/// assert_eq!(p.max_rtt(), Duration::from_secs(202));
+/// assert_eq!(p.exchange_lifetime(), Duration::from_secs(247));
+/// assert_eq!(p.non_lifetime(), Duration::from_secs(145));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TransmissionParameters {
+    /// ACK_TIMEOUT: the base retransmission timeout (2 s).
+    pub ack_timeout: Duration,
+    /// ACK_RANDOM_FACTOR in thousandths (1500 = 1.5).
+    pub ack_random_factor_milli: u32,
+    /// MAX_RETRANSMIT: retransmissions of a Confirmable message (4).
+    pub max_retransmit: u8,
+    /// NSTART: outstanding interactions per peer (1).
+    pub nstart: u16,
+    /// DEFAULT_LEISURE: the window a server spreads multicast answers over (5 s).
+    pub default_leisure: Duration,
+    /// PROBING_RATE in bytes per second towards a peer that does not answer (1).
+    pub probing_rate: u32,
+    /// MAX_LATENCY: the longest a datagram is assumed to be in flight (100 s).
+    pub max_latency: Duration,
+    /// PROCESSING_DELAY: the time a node takes to turn a CON into an ACK
+    /// (ACK_TIMEOUT by default, §4.8.2).
+    pub processing_delay: Duration,
+}
+
+impl Default for TransmissionParameters {
+    fn default() -> Self {
+        Self {
+            ack_timeout: Duration::from_secs(2),
+            ack_random_factor_milli: 1500,
+            max_retransmit: 4,
+            nstart: 1,
+            default_leisure: Duration::from_secs(5),
+            probing_rate: 1,
+            max_latency: Duration::from_secs(100),
+            processing_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl TransmissionParameters {
+    fn scale(d: Duration, milli: u32) -> Duration {
+        let us = d.as_micros().saturating_mul(u128::from(milli)) / 1000;
+        Duration::from_micros(u64::try_from(us).unwrap_or(u64::MAX))
+    }
+
+    /// ACK_TIMEOUT × ACK_RANDOM_FACTOR: the upper end of the initial timeout.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::TransmissionParameters;
+    /// # use core::time::Duration;
+    /// assert_eq!(TransmissionParameters::default().max_initial_timeout(), Duration::from_secs(3));
+    /// ```
+    #[must_use]
+    pub fn max_initial_timeout(&self) -> Duration {
+        Self::scale(self.ack_timeout, self.ack_random_factor_milli)
+    }
+
+    fn doublings(&self) -> u32 {
+        // 2^(MAX_RETRANSMIT) - 1 and 2^(MAX_RETRANSMIT + 1) - 1, capped to
+        // keep the arithmetic finite for absurd configurations.
+        u32::from(self.max_retransmit.min(20))
+    }
+
+    /// MAX_TRANSMIT_SPAN = ACK_TIMEOUT × (2^MAX_RETRANSMIT − 1) × ACK_RANDOM_FACTOR.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::TransmissionParameters;
+    /// # use core::time::Duration;
+    /// assert_eq!(TransmissionParameters::default().max_transmit_span(), Duration::from_secs(45));
+    /// ```
+    #[must_use]
+    pub fn max_transmit_span(&self) -> Duration {
+        self.max_initial_timeout()
+            .saturating_mul((1u32 << self.doublings()) - 1)
+    }
+
+    /// MAX_TRANSMIT_WAIT = ACK_TIMEOUT × (2^(MAX_RETRANSMIT + 1) − 1) × ACK_RANDOM_FACTOR.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::TransmissionParameters;
+    /// # use core::time::Duration;
+    /// assert_eq!(TransmissionParameters::default().max_transmit_wait(), Duration::from_secs(93));
+    /// ```
+    #[must_use]
+    pub fn max_transmit_wait(&self) -> Duration {
+        self.max_initial_timeout()
+            .saturating_mul((1u32 << (self.doublings() + 1)) - 1)
+    }
+
+    /// MAX_RTT = 2 × MAX_LATENCY + PROCESSING_DELAY.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::TransmissionParameters;
+    /// # use core::time::Duration;
+    /// assert_eq!(TransmissionParameters::default().max_rtt(), Duration::from_secs(202));
+    /// ```
+    #[must_use]
+    pub fn max_rtt(&self) -> Duration {
+        self.max_latency
+            .saturating_mul(2)
+            .saturating_add(self.processing_delay)
+    }
+
+    /// EXCHANGE_LIFETIME = MAX_TRANSMIT_SPAN + 2 × MAX_LATENCY + PROCESSING_DELAY.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::TransmissionParameters;
+    /// # use core::time::Duration;
+    /// assert_eq!(TransmissionParameters::default().exchange_lifetime(), Duration::from_secs(247));
+    /// ```
+    #[must_use]
+    pub fn exchange_lifetime(&self) -> Duration {
+        self.max_transmit_span().saturating_add(self.max_rtt())
+    }
+
+    /// NON_LIFETIME = MAX_TRANSMIT_SPAN + MAX_LATENCY.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::TransmissionParameters;
+    /// # use core::time::Duration;
+    /// assert_eq!(TransmissionParameters::default().non_lifetime(), Duration::from_secs(145));
+    /// ```
+    #[must_use]
+    pub fn non_lifetime(&self) -> Duration {
+        self.max_transmit_span().saturating_add(self.max_latency)
+    }
+}
+
+/// Bounds on every table the endpoint keeps, plus behaviour switches.
+///
+/// Memory per entry is documented on each field; [`Config::memory_bound`]
+/// adds them up. With the defaults the whole endpoint stays under 8 MiB
+/// whatever peers send.
+///
+/// ```
+/// use coap_proto::endpoint::Config;
+/// let c = Config::default();
+/// assert!(c.memory_bound() < 8 * 1024 * 1024);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// The RFC 7252 §4.8 parameters.
+    pub transmission: TransmissionParameters,
+    /// Largest datagram the endpoint sends or accepts (RFC 7252 §4.6 suggests
+    /// 1152). Costs nothing until used; bounds every buffer below.
+    pub max_message_size: usize,
+    /// Open client requests (sent or queued) at once. Each costs about
+    /// `EXCHANGE_BYTES + max_message_size` (the retained datagram).
+    pub max_requests: usize,
+    /// Incoming requests the application has not answered yet. Each costs
+    /// `PENDING_BYTES`. When full, a new CON request gets 5.03 Service
+    /// Unavailable with Max-Age [`Config::busy_max_age`]; a NON is dropped.
+    pub max_pending: usize,
+    /// Outgoing separate responses awaiting their ACK (retransmitted). Each
+    /// costs `EXCHANGE_BYTES + max_message_size`.
+    pub max_separate: usize,
+    /// Entries in the deduplication cache (RFC 7252 §4.5). Each costs
+    /// `DEDUP_BYTES` plus the cached response (at most `max_message_size`).
+    /// When full, the oldest entry is evicted.
+    pub max_dedup: usize,
+    /// Total bytes of responses kept in the deduplication cache. When over,
+    /// the oldest entries are evicted.
+    pub max_dedup_bytes: usize,
+    /// Peers with per-peer state (MID history, congestion control). Each
+    /// costs `PEER_BYTES`. Only peers *we* send CON/NON messages to get an
+    /// entry, so spoofed requests cannot fill it.
+    pub max_peers: usize,
+    /// Datagrams waiting in the transmit queue. When full, new datagrams that
+    /// can be regenerated (retransmissions) are deferred and others dropped
+    /// and counted.
+    pub max_transmit_queue: usize,
+    /// Events waiting for [`poll_event`](super::Endpoint::poll_event). When
+    /// full, incoming requests are answered 5.03 (CON) or dropped (NON).
+    pub max_events: usize,
+    /// Delay before an unanswered CON request gets an empty ACK, turning the
+    /// answer into a separate response (RFC 7252 §5.2.2). `None` never sends
+    /// one on its own.
+    pub separate_ack_delay: Option<Duration>,
+    /// Send separate responses as CON (true, the default) or NON.
+    pub separate_response_con: bool,
+    /// Max-Age of the 5.03 sent when the pending table is full.
+    pub busy_max_age: u32,
+    /// Token length for new requests, 4..=8 (RFC 7252 §5.3.1 asks for at
+    /// least 32 random bits when the client is on the Internet).
+    pub token_len: u8,
+    /// How long a client waits for a separate response after an empty ACK.
+    pub separate_response_timeout: Duration,
+    /// How long a NON request waits for a response.
+    pub non_request_timeout: Duration,
+    /// How long a multicast request collects responses.
+    pub multicast_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let transmission = TransmissionParameters::default();
+        Self {
+            transmission,
+            max_message_size: 1152,
+            max_requests: 256,
+            max_pending: 1024,
+            max_separate: 256,
+            max_dedup: 2048,
+            max_dedup_bytes: 1024 * 1024,
+            max_peers: 1024,
+            max_transmit_queue: 1024,
+            max_events: 1024,
+            separate_ack_delay: Some(Duration::from_secs(1)),
+            separate_response_con: true,
+            busy_max_age: 5,
+            token_len: 4,
+            separate_response_timeout: transmission.max_transmit_wait(),
+            non_request_timeout: transmission.max_transmit_wait(),
+            multicast_timeout: transmission.default_leisure + transmission.ack_timeout,
+        }
+    }
+}
+
+/// Approximate bookkeeping bytes per outgoing exchange (request or separate
+/// response), excluding the retained datagram.
+pub const EXCHANGE_BYTES: usize = 160;
+/// Approximate bytes per pending (unanswered) incoming request.
+pub const PENDING_BYTES: usize = 96;
+/// Approximate bookkeeping bytes per deduplication entry, excluding the
+/// cached response.
+pub const DEDUP_BYTES: usize = 96;
+/// Approximate bytes per peer entry.
+pub const PEER_BYTES: usize = 224;
+
+impl Config {
+    /// An upper bound on the endpoint's heap use with this configuration,
+    /// from the per-entry costs documented on each field.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::Config;
+    /// let mut c = Config::default();
+    /// c.max_dedup = 10;
+    /// assert!(c.memory_bound() < Config::default().memory_bound());
+    /// ```
+    #[must_use]
+    pub fn memory_bound(&self) -> usize {
+        let msg = self.max_message_size;
+        let queued = self.max_transmit_queue + self.max_events;
+        (self.max_requests + self.max_separate) * (EXCHANGE_BYTES + msg)
+            + self.max_pending * PENDING_BYTES
+            + self.max_dedup * DEDUP_BYTES
+            + self.max_dedup_bytes
+            + self.max_peers * PEER_BYTES
+            + queued * (64 + msg)
+    }
+}

@@ -1,0 +1,2055 @@
+//! The deterministic, sans-IO CoAP endpoint (RFC 7252 §4, §5, §8).
+//!
+//! An [`Endpoint`] is client and server at once over one transport. It
+//! holds no socket, clock, thread or global RNG: timestamps, datagrams and
+//! commands go in; datagrams, timer deadlines and events come out.
+//!
+//! # The call contract
+//!
+//! - Inputs: [`handle_datagram`](Endpoint::handle_datagram),
+//!   [`handle_timeout`](Endpoint::handle_timeout), and the commands
+//!   [`request`](Endpoint::request), [`respond`](Endpoint::respond),
+//!   [`ping`](Endpoint::ping), [`cancel`](Endpoint::cancel),
+//!   [`accept`](Endpoint::accept).
+//! - After **every** input or command: drain
+//!   [`poll_transmit`](Endpoint::poll_transmit) until `None`, then
+//!   [`poll_event`](Endpoint::poll_event) until `None`, then read
+//!   [`poll_timeout`](Endpoint::poll_timeout) and call `handle_timeout` no
+//!   later than that instant.
+//! - `now` never goes backwards. A smaller `now` than one seen before is
+//!   clamped to the latest, never a panic. An early or spurious
+//!   `handle_timeout` is a no-op.
+//! - Every method does bounded work; every table has a bound in [`Config`]
+//!   and a documented policy when full.
+//! - Errors ([`Error`]) are for API misuse and resource limits. Anything a
+//!   peer sends is an observable outcome (an answer, a counter in
+//!   [`Stats`]), never an error and never a panic.
+//!
+//! ```
+//! use coap_proto::endpoint::{Config, Endpoint, Event};
+//! use coap_proto::{Code, Instant, Message, MessageBuf, MessageType, OptionNumber};
+//!
+//! // Two endpoints wired back to back; addresses are plain numbers here.
+//! let mut client: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+//! let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 2);
+//! let now = Instant::ZERO;
+//! let mut buf = [0u8; 1500];
+//!
+//! let mut get = MessageBuf::new(MessageType::Con, Code::GET);
+//! get.add_option(OptionNumber::URI_PATH, "temp");
+//! let id = client.request(now, 2, &get)?;
+//!
+//! // client -> server
+//! while let Some(t) = client.poll_transmit(&mut buf)? {
+//!     server.handle_datagram(now, 1, &buf[..t.len]);
+//! }
+//! let Some(Event::Request(req)) = server.poll_event() else { unreachable!() };
+//! let mut answer = MessageBuf::new(MessageType::Ack, Code::CONTENT);
+//! answer.set_payload("22.3 C");
+//! server.respond(now, req.handle, &answer)?;
+//!
+//! // server -> client: a piggybacked response
+//! while let Some(t) = server.poll_transmit(&mut buf)? {
+//!     assert_eq!(Message::parse(&buf[..t.len])?.ty(), MessageType::Ack);
+//!     client.handle_datagram(now, 2, &buf[..t.len]);
+//! }
+//! let Some(Event::Response(resp)) = client.poll_event() else { unreachable!() };
+//! assert_eq!((resp.id, resp.message().payload()), (id, &b"22.3 C"[..]));
+//! // All that is left is the peer's MID history, kept for EXCHANGE_LIFETIME
+//! // so that no message ID is reused too early (RFC 7252 §4.4).
+//! assert_eq!(client.poll_timeout(), Some(Instant::from_secs(247)));
+//! client.handle_timeout(Instant::from_secs(247));
+//! assert!(client.tables().is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::std_instead_of_core,
+    clippy::alloc_instead_of_core
+)]
+
+mod config;
+mod event;
+mod rng;
+
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use core::fmt;
+use core::time::Duration;
+
+pub use config::{
+    Config, DEDUP_BYTES, EXCHANGE_BYTES, PEER_BYTES, PENDING_BYTES, TransmissionParameters,
+};
+pub use event::{Event, IncomingRequest, OwnedMessage, RequestId, Response, ResponseHandle};
+
+use crate::message::{
+    Code, EncodeError, Encoder, Header, MAX_TOKEN_LEN, Message, MessageBuf, MessageType,
+    OptionNumber,
+};
+use crate::time::Instant;
+use rng::Rng;
+
+/// A peer address: anything `Copy + Ord + Debug`. CoAP does not care what
+/// carries it (UDP, DTLS, SMS, a serial line).
+///
+/// ```
+/// use coap_proto::endpoint::Address;
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// struct PhoneNumber(u64);
+/// impl Address for PhoneNumber {}
+/// assert!(!PhoneNumber(1).is_multicast());
+/// ```
+pub trait Address: Copy + Ord + fmt::Debug {
+    /// Whether this is a multicast group (RFC 7252 §8). Requests to a group
+    /// are NON and collect several responses.
+    fn is_multicast(&self) -> bool {
+        false
+    }
+}
+
+impl Address for core::net::SocketAddr {
+    fn is_multicast(&self) -> bool {
+        self.ip().is_multicast()
+    }
+}
+impl Address for core::net::SocketAddrV4 {
+    fn is_multicast(&self) -> bool {
+        self.ip().is_multicast()
+    }
+}
+impl Address for core::net::SocketAddrV6 {
+    fn is_multicast(&self) -> bool {
+        self.ip().is_multicast()
+    }
+}
+impl Address for u8 {}
+impl Address for u16 {}
+impl Address for u32 {}
+impl Address for u64 {}
+
+/// Why a command was refused. Peer misbehaviour is never an `Error`.
+///
+/// ```
+/// use coap_proto::endpoint::{Config, Endpoint, Error, ResponseHandle};
+/// use coap_proto::{Code, Instant, MessageBuf, MessageType};
+/// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+/// let r = ep.respond(Instant::ZERO, ResponseHandle::from_raw(42), &MessageBuf::new(MessageType::Ack, Code::CONTENT));
+/// assert_eq!(r, Err(Error::UnknownHandle));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// A table is full (see [`Config`]); try again later.
+    NoCapacity,
+    /// Every message ID towards this peer was used within EXCHANGE_LIFETIME
+    /// (RFC 7252 §4.4); try again later.
+    MessageIdsExhausted,
+    /// The request or handle is not (or no longer) known.
+    UnknownHandle,
+    /// The message could not be encoded (too large for
+    /// `Config::max_message_size`, options out of order, ...).
+    Encode(EncodeError),
+    /// A CON request to a multicast address (RFC 7252 §8.1 requires NON).
+    ConfirmableMulticast,
+    /// The code is not a request method (for requests) or not a response
+    /// code (for responses).
+    InvalidCode,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoCapacity => f.write_str("endpoint table full"),
+            Self::MessageIdsExhausted => {
+                f.write_str("all message IDs towards this peer used within EXCHANGE_LIFETIME")
+            }
+            Self::UnknownHandle => f.write_str("unknown request or handle"),
+            Self::Encode(e) => write!(f, "encoding failed: {e}"),
+            Self::ConfirmableMulticast => f.write_str("multicast requests must be NON"),
+            Self::InvalidCode => f.write_str("invalid code for this command"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}
+
+impl From<EncodeError> for Error {
+    fn from(e: EncodeError) -> Self {
+        Self::Encode(e)
+    }
+}
+
+/// A datagram to send, written into the caller's buffer by
+/// [`Endpoint::poll_transmit`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub struct Transmit<A> {
+    /// Where to send it.
+    pub to: A,
+    /// How many bytes of the buffer hold the datagram.
+    pub len: usize,
+}
+
+/// The caller's buffer cannot hold the next datagram; it stays queued.
+///
+/// ```
+/// use coap_proto::endpoint::{BufferTooSmall, Config, Endpoint};
+/// use coap_proto::Instant;
+/// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+/// ep.ping(Instant::ZERO, 2)?;
+/// assert_eq!(ep.poll_transmit(&mut [0u8; 2]), Err(BufferTooSmall { required: 4 }));
+/// assert!(ep.poll_transmit(&mut [0u8; 4])?.is_some());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BufferTooSmall {
+    /// The length of the queued datagram.
+    pub required: usize,
+}
+
+impl fmt::Display for BufferTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "transmit buffer too small: {} bytes required", self.required)
+    }
+}
+
+impl core::error::Error for BufferTooSmall {}
+
+/// Counters of everything the endpoint saw and did.
+///
+/// ```
+/// use coap_proto::endpoint::{Config, Endpoint};
+/// use coap_proto::Instant;
+/// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+/// ep.handle_datagram(Instant::ZERO, 2, &[0x40, 0x01, 0x00, 0x01, 0xff]); // malformed CON
+/// assert_eq!(ep.stats().format_errors, 1);
+/// assert_eq!(ep.stats().resets_sent, 1);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Datagrams handed to `handle_datagram`.
+    pub datagrams_in: u64,
+    /// Datagrams handed out by `poll_transmit`.
+    pub datagrams_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// CON retransmissions (requests and separate responses).
+    pub retransmissions: u64,
+    /// Duplicate CON/NON messages detected (RFC 7252 §4.5).
+    pub duplicates: u64,
+    /// Datagrams that are not well-formed CoAP (RFC 7252 §3).
+    pub format_errors: u64,
+    /// Datagrams larger than `Config::max_message_size`.
+    pub oversized: u64,
+    /// Resets sent.
+    pub resets_sent: u64,
+    /// Resets received.
+    pub resets_received: u64,
+    /// Requests or separate responses that timed out.
+    pub timeouts: u64,
+    /// Requests delivered to the application.
+    pub requests_in: u64,
+    /// Responses delivered to the application.
+    pub responses_in: u64,
+    /// Requests rejected for unrecognized critical options (4.02 or dropped).
+    pub bad_options: u64,
+    /// Requests refused because a table was full (5.03 or dropped).
+    pub busy: u64,
+    /// ACKs, Resets and responses that matched nothing (ignored or RST).
+    pub unexpected: u64,
+    /// Datagrams dropped because the transmit queue was full.
+    pub transmit_drops: u64,
+    /// Deduplication entries evicted before they expired (table full).
+    pub dedup_evictions: u64,
+    /// Messages that could not be sent because the MID space towards a peer
+    /// was exhausted.
+    pub mid_exhausted: u64,
+}
+
+/// A token, stored inline.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+struct Tok {
+    len: u8,
+    bytes: [u8; MAX_TOKEN_LEN],
+}
+
+impl Tok {
+    fn new(t: &[u8]) -> Self {
+        let mut bytes = [0u8; MAX_TOKEN_LEN];
+        let len = t.len().min(MAX_TOKEN_LEN);
+        if let (Some(d), Some(s)) = (bytes.get_mut(..len), t.get(..len)) {
+            d.copy_from_slice(s);
+        }
+        Self {
+            len: len as u8,
+            bytes,
+        }
+    }
+    fn as_slice(&self) -> &[u8] {
+        self.bytes.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for Tok {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.as_slice() {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The retransmission state of an outgoing CON (RFC 7252 §4.2).
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    /// Retransmissions done so far.
+    attempt: u8,
+    /// The current timeout (doubles after each retransmission).
+    timeout: Duration,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReqState {
+    /// Waiting for NSTART / probing budget.
+    Queued,
+    /// CON sent, waiting for ACK/RST or piggybacked response.
+    AwaitAck,
+    /// NON sent, or CON acknowledged with an empty ACK: waiting for a response.
+    AwaitResponse,
+    /// Multicast: collecting responses until the deadline.
+    Collecting,
+}
+
+#[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent protocol flags
+struct Outgoing<A> {
+    peer: A,
+    token: Tok,
+    mid: u16,
+    con: bool,
+    ping: bool,
+    multicast: bool,
+    state: ReqState,
+    backoff: Backoff,
+    deadline: Option<Instant>,
+    /// Counts towards the peer's NSTART.
+    outstanding: bool,
+    datagram: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Separate<A> {
+    handle: u64,
+    peer: A,
+    mid: u16,
+    backoff: Backoff,
+    deadline: Instant,
+    datagram: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct Pending<A> {
+    peer: A,
+    mid: u16,
+    token: Tok,
+    con: bool,
+    multicast: bool,
+    /// An empty ACK was sent: the answer is a separate response.
+    acked: bool,
+    ack_deadline: Option<Instant>,
+}
+
+#[derive(Debug)]
+enum DedupState {
+    /// Delivered to the application, not answered yet.
+    Pending,
+    /// The reply to replay for a duplicate (ACK, piggybacked response or
+    /// RST), or nothing (NON).
+    Done(Option<Vec<u8>>),
+}
+
+#[derive(Debug)]
+struct DedupEntry {
+    expires: Instant,
+    seq: u64,
+    state: DedupState,
+}
+
+/// Per-peer state: MID history (RFC 7252 §4.4) and congestion control (§4.7).
+#[derive(Debug)]
+struct Peer {
+    next_mid: u16,
+    /// Last use of each block of 4096 MIDs; a block is entered again only
+    /// once EXCHANGE_LIFETIME has passed since then.
+    mid_blocks: [Option<Instant>; 16],
+    last_mid_use: Instant,
+    outstanding: u16,
+    queue: VecDeque<u64>,
+    /// Bytes sent since we last heard from the peer, and since when.
+    unanswered: Option<(Instant, u64)>,
+    expiry: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Request(u64),
+    Separate(u64),
+    AckDelay(u64),
+    Delayed(u64),
+    Peer(u64),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MidOwner {
+    Request(u64),
+    Separate(u64),
+}
+
+/// Work budget per `handle_timeout` call: due timers beyond it stay due and
+/// `poll_timeout` reports them at once.
+const TIMER_BUDGET: usize = 1024;
+/// Expired dedup entries removed per call.
+const EXPIRY_BUDGET: usize = 256;
+/// Spare buffers kept for reuse.
+const POOL_MAX: usize = 64;
+
+/// The sans-IO CoAP endpoint; see the [module docs](self) for the call
+/// contract.
+///
+/// `A` is the peer address type. Memory is bounded by [`Config`]; see
+/// [`Config::memory_bound`].
+pub struct Endpoint<A: Address> {
+    config: Config,
+    rng: Rng,
+    now: Instant,
+    next_id: u64,
+    stats: Stats,
+
+    requests: BTreeMap<u64, Outgoing<A>>,
+    by_token: BTreeMap<(A, Tok), u64>,
+    mcast_by_token: BTreeMap<Tok, u64>,
+    by_mid: BTreeMap<(A, u16), MidOwner>,
+    separate: BTreeMap<u64, Separate<A>>,
+    pending: BTreeMap<u64, Pending<A>>,
+    delayed: BTreeMap<u64, (A, Vec<u8>)>,
+
+    dedup: BTreeMap<(A, u16), DedupEntry>,
+    dedup_order: VecDeque<(A, u16, u64)>,
+    dedup_bytes: usize,
+    dedup_seq: u64,
+
+    peers: BTreeMap<A, Peer>,
+    peer_ids: BTreeMap<u64, A>,
+    peer_id_of: BTreeMap<A, u64>,
+
+    timers: BTreeSet<(Instant, Timer)>,
+    transmits: VecDeque<(A, Vec<u8>)>,
+    events: VecDeque<Event<A>>,
+    pool: Vec<Vec<u8>>,
+}
+
+impl<A: Address> fmt::Debug for Endpoint<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("now", &self.now)
+            .field("requests", &self.requests.len())
+            .field("pending", &self.pending.len())
+            .field("separate", &self.separate.len())
+            .field("dedup", &self.dedup.len())
+            .field("peers", &self.peers.len())
+            .field("timers", &self.timers.len())
+            .field("transmits", &self.transmits.len())
+            .field("events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How many entries each table holds right now; see [`Endpoint::tables`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableSizes {
+    /// Open client requests (queued or in flight).
+    pub requests: usize,
+    /// Incoming requests not answered yet.
+    pub pending: usize,
+    /// Separate responses awaiting their ACK, plus delayed multicast answers.
+    pub separate: usize,
+    /// Deduplication entries.
+    pub dedup: usize,
+    /// Bytes of responses cached for deduplication.
+    pub dedup_bytes: usize,
+    /// Peers with state.
+    pub peers: usize,
+    /// Armed timers.
+    pub timers: usize,
+    /// Queued datagrams.
+    pub transmits: usize,
+    /// Queued events.
+    pub events: usize,
+}
+
+impl TableSizes {
+    /// True when nothing at all is held: no exchange, cache entry, peer,
+    /// timer, datagram or event.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::TableSizes;
+    /// assert!(TableSizes::default().is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl<A: Address> Endpoint<A> {
+    /// A new endpoint. `seed` drives every random choice (MIDs, tokens,
+    /// retransmission jitter, Leisure): the same seed and inputs give the
+    /// same outputs, byte for byte. Drivers seed from the OS.
+    ///
+    /// ```
+    /// use coap_proto::endpoint::{Config, Endpoint};
+    /// let ep: Endpoint<std::net::SocketAddr> = Endpoint::new(Config::default(), 0x5eed);
+    /// assert!(ep.tables().is_empty());
+    /// ```
+    #[must_use]
+    pub fn new(config: Config, seed: u64) -> Self {
+        let mut config = config;
+        config.token_len = config.token_len.clamp(1, MAX_TOKEN_LEN as u8);
+        config.max_message_size = config.max_message_size.max(16);
+        Self {
+            config,
+            rng: Rng::new(seed),
+            now: Instant::ZERO,
+            next_id: 1,
+            stats: Stats::default(),
+            requests: BTreeMap::new(),
+            by_token: BTreeMap::new(),
+            mcast_by_token: BTreeMap::new(),
+            by_mid: BTreeMap::new(),
+            separate: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            delayed: BTreeMap::new(),
+            dedup: BTreeMap::new(),
+            dedup_order: VecDeque::new(),
+            dedup_bytes: 0,
+            dedup_seq: 0,
+            peers: BTreeMap::new(),
+            peer_ids: BTreeMap::new(),
+            peer_id_of: BTreeMap::new(),
+            timers: BTreeSet::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            pool: Vec::new(),
+        }
+    }
+
+    /// The configuration.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// let ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// assert_eq!(ep.config().max_message_size, 1152);
+    /// ```
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The counters.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// let ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// assert_eq!(ep.stats().datagrams_in, 0);
+    /// ```
+    #[must_use]
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The current size of every table, for tests and monitoring.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::Instant;
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// ep.ping(Instant::ZERO, 2)?;
+    /// assert_eq!(ep.tables().requests, 1);
+    /// # Ok::<(), coap_proto::endpoint::Error>(())
+    /// ```
+    #[must_use]
+    pub fn tables(&self) -> TableSizes {
+        TableSizes {
+            requests: self.requests.len(),
+            pending: self.pending.len(),
+            separate: self.separate.len() + self.delayed.len(),
+            dedup: self.dedup.len(),
+            dedup_bytes: self.dedup_bytes,
+            peers: self.peers.len(),
+            timers: self.timers.len(),
+            transmits: self.transmits.len(),
+            events: self.events.len(),
+        }
+    }
+
+    /// An estimate of the heap bytes held now, from the per-entry costs in
+    /// [`Config`] and the retained buffers. Never above
+    /// [`Config::memory_bound`].
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// let ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// assert_eq!(ep.memory_usage(), 0);
+    /// ```
+    #[must_use]
+    pub fn memory_usage(&self) -> usize {
+        let t = self.tables();
+        let retained: usize = self.requests.values().map(|r| r.datagram.capacity()).sum::<usize>()
+            + self.separate.values().map(|s| s.datagram.capacity()).sum::<usize>()
+            + self.delayed.values().map(|d| d.1.capacity()).sum::<usize>()
+            + self.transmits.iter().map(|t| 64 + t.1.capacity()).sum::<usize>()
+            + self.events.len() * 64
+            + self.pool.iter().map(Vec::capacity).sum::<usize>();
+        (t.requests + t.separate) * EXCHANGE_BYTES
+            + t.pending * PENDING_BYTES
+            + t.dedup * DEDUP_BYTES
+            + t.dedup_bytes
+            + t.peers * PEER_BYTES
+            + retained
+    }
+
+    // ----- time -------------------------------------------------------------
+
+    fn advance(&mut self, now: Instant) -> Instant {
+        if now > self.now {
+            self.now = now;
+        }
+        self.now
+    }
+
+    fn arm(&mut self, at: Instant, timer: Timer) {
+        self.timers.insert((at, timer));
+    }
+
+    fn disarm(&mut self, at: Option<Instant>, timer: Timer) {
+        if let Some(at) = at {
+            self.timers.remove(&(at, timer));
+        }
+    }
+
+    fn initial_timeout(&mut self) -> Duration {
+        let p = self.config.transmission;
+        let lo = p.ack_timeout.as_micros();
+        let hi = p.max_initial_timeout().as_micros().max(lo);
+        let span = u64::try_from(hi - lo).unwrap_or(u64::MAX);
+        let lo = u64::try_from(lo).unwrap_or(u64::MAX);
+        Duration::from_micros(lo.saturating_add(self.rng.below_inclusive(span)))
+    }
+
+    // ----- buffers ----------------------------------------------------------
+
+    fn buffer(&mut self) -> Vec<u8> {
+        let mut b = self
+            .pool
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.config.max_message_size));
+        b.clear();
+        b
+    }
+
+    /// Returns a buffer (from [`OwnedMessage::into_bytes`]) to the pool so
+    /// that the steady state does not allocate.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// ep.recycle(Vec::with_capacity(1152));
+    /// ```
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.pool.len() < POOL_MAX && buf.capacity() <= 2 * self.config.max_message_size {
+            buf.clear();
+            self.pool.push(buf);
+        }
+    }
+
+    fn encode_with(
+        &mut self,
+        ty: MessageType,
+        code: Code,
+        mid: u16,
+        token: &[u8],
+        build: impl FnOnce(&mut Encoder<'_>) -> Result<(), EncodeError>,
+    ) -> Result<Vec<u8>, EncodeError> {
+        let mut buf = self.buffer();
+        buf.resize(self.config.max_message_size, 0);
+        let result = (|| {
+            let mut enc = Encoder::new(&mut buf, ty, code, mid, token)?;
+            build(&mut enc)?;
+            Ok(enc.finish())
+        })();
+        match result {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(buf)
+            }
+            Err(e) => {
+                self.recycle(buf);
+                Err(e)
+            }
+        }
+    }
+
+    fn empty_message(&mut self, ty: MessageType, mid: u16) -> Vec<u8> {
+        let mut b = self.buffer();
+        let [m0, m1] = mid.to_be_bytes();
+        b.extend_from_slice(&[0x40 | (ty.bits() << 4), 0, m0, m1]);
+        b
+    }
+
+    fn send(&mut self, to: A, datagram: Vec<u8>) {
+        if self.transmits.len() >= self.config.max_transmit_queue {
+            self.stats.transmit_drops += 1;
+            self.recycle(datagram);
+            return;
+        }
+        self.transmits.push_back((to, datagram));
+    }
+
+    fn send_copy(&mut self, to: A, datagram: &[u8]) {
+        let mut b = self.buffer();
+        b.extend_from_slice(datagram);
+        self.send(to, b);
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    // ----- outputs ----------------------------------------------------------
+
+    /// The next datagram to send, written into `buf`. On a too-small buffer
+    /// the datagram stays queued and the exact size is reported.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::{Instant, Message};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// ep.ping(Instant::ZERO, 7)?;
+    /// let mut buf = [0u8; 1152];
+    /// let t = ep.poll_transmit(&mut buf)?.unwrap();
+    /// assert_eq!(t.to, 7);
+    /// assert!(Message::parse(&buf[..t.len])?.code().is_empty());
+    /// assert!(ep.poll_transmit(&mut buf)?.is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn poll_transmit(&mut self, buf: &mut [u8]) -> Result<Option<Transmit<A>>, BufferTooSmall> {
+        let Some((to, datagram)) = self.transmits.front() else {
+            return Ok(None);
+        };
+        let (to, len) = (*to, datagram.len());
+        let Some(dst) = buf.get_mut(..len) else {
+            return Err(BufferTooSmall { required: len });
+        };
+        dst.copy_from_slice(datagram);
+        if let Some((_, d)) = self.transmits.pop_front() {
+            self.recycle(d);
+        }
+        self.stats.datagrams_out += 1;
+        self.stats.bytes_out += len as u64;
+        Ok(Some(Transmit { to, len }))
+    }
+
+    /// The next event, if any.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// assert!(ep.poll_event().is_none());
+    /// ```
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event<A>> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next, if anything is scheduled.
+    /// A value at or before the last `now` means "call it now".
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::Instant;
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// assert_eq!(ep.poll_timeout(), None);
+    /// ep.ping(Instant::ZERO, 2)?;
+    /// let t = ep.poll_timeout().unwrap();
+    /// assert!(t >= Instant::from_secs(2) && t <= Instant::from_secs(3)); // ACK_TIMEOUT jitter
+    /// # Ok::<(), coap_proto::endpoint::Error>(())
+    /// ```
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let timer = self.timers.first().map(|(t, _)| *t);
+        let dedup = self
+            .dedup_order
+            .front()
+            .and_then(|(a, m, _)| self.dedup.get(&(*a, *m)))
+            .map(|e| e.expires);
+        match (timer, dedup) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    // ----- timers -----------------------------------------------------------
+
+    /// Runs every timer due at `now`: retransmissions, timeouts, delayed
+    /// empty ACKs, multicast Leisure, and cache expiry. Calling it early or
+    /// twice is harmless.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Event};
+    /// # use coap_proto::Instant;
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let id = ep.ping(Instant::ZERO, 2)?;
+    /// let mut buf = [0u8; 64];
+    /// let mut sent = 0;
+    /// while let Some(at) = ep.poll_timeout() {
+    ///     while ep.poll_transmit(&mut buf)?.is_some() { sent += 1; }
+    ///     ep.handle_timeout(at);
+    ///     if let Some(Event::TimedOut(t)) = ep.poll_event() { assert_eq!(t, id); }
+    /// }
+    /// assert_eq!(sent, 5); // 1 + MAX_RETRANSMIT
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now = self.advance(now);
+        self.expire_dedup(now, EXPIRY_BUDGET);
+        for _ in 0..TIMER_BUDGET {
+            let Some(&(at, timer)) = self.timers.first() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.timers.remove(&(at, timer));
+            match timer {
+                Timer::Request(id) => self.request_timer(now, id),
+                Timer::Separate(id) => self.separate_timer(now, id),
+                Timer::AckDelay(h) => self.ack_delay_timer(h),
+                Timer::Delayed(id) => {
+                    if let Some((to, d)) = self.delayed.remove(&id) {
+                        self.send(to, d);
+                    }
+                }
+                Timer::Peer(pid) => self.peer_timer(now, pid),
+            }
+        }
+    }
+
+    fn request_timer(&mut self, now: Instant, id: u64) {
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        req.deadline = None;
+        match req.state {
+            ReqState::AwaitAck => {
+                let max = self.config.transmission.max_retransmit;
+                if req.backoff.attempt < max {
+                    req.backoff.attempt += 1;
+                    req.backoff.timeout = req.backoff.timeout.saturating_mul(2);
+                    let at = now + req.backoff.timeout;
+                    req.deadline = Some(at);
+                    let (peer, datagram) = (req.peer, req.datagram.clone());
+                    self.arm(at, Timer::Request(id));
+                    self.stats.retransmissions += 1;
+                    self.note_sent(peer, datagram.len());
+                    self.send(peer, datagram);
+                } else {
+                    self.stats.timeouts += 1;
+                    self.finish_request(now, id, Some(Event::TimedOut(RequestId(id))));
+                }
+            }
+            ReqState::AwaitResponse => {
+                self.stats.timeouts += 1;
+                self.finish_request(now, id, Some(Event::TimedOut(RequestId(id))));
+            }
+            ReqState::Collecting => {
+                self.finish_request(now, id, Some(Event::MulticastDone(RequestId(id))));
+            }
+            ReqState::Queued => {}
+        }
+    }
+
+    fn separate_timer(&mut self, now: Instant, id: u64) {
+        let max = self.config.transmission.max_retransmit;
+        let Some(s) = self.separate.get_mut(&id) else {
+            return;
+        };
+        if s.backoff.attempt < max {
+            s.backoff.attempt += 1;
+            s.backoff.timeout = s.backoff.timeout.saturating_mul(2);
+            s.deadline = now + s.backoff.timeout;
+            let (peer, at, datagram) = (s.peer, s.deadline, s.datagram.clone());
+            self.arm(at, Timer::Separate(id));
+            self.stats.retransmissions += 1;
+            self.send(peer, datagram);
+        } else if let Some(s) = self.separate.remove(&id) {
+            self.stats.timeouts += 1;
+            self.by_mid.remove(&(s.peer, s.mid));
+            self.recycle(s.datagram);
+            self.events.push_back(Event::ResponseFailed(ResponseHandle(s.handle)));
+        }
+    }
+
+    fn ack_delay_timer(&mut self, handle: u64) {
+        let Some(p) = self.pending.get_mut(&handle) else {
+            return;
+        };
+        p.ack_deadline = None;
+        if p.con && !p.acked {
+            p.acked = true;
+            let (peer, mid) = (p.peer, p.mid);
+            self.send_empty_ack(peer, mid);
+        }
+    }
+
+    /// Sends an empty ACK for a pending request and records it as the reply
+    /// to replay for duplicates.
+    fn send_empty_ack(&mut self, peer: A, mid: u16) {
+        let ack = self.empty_message(MessageType::Ack, mid);
+        self.dedup_done(peer, mid, Some(&ack));
+        self.send(peer, ack);
+    }
+
+    // ----- peers, MIDs, congestion control ---------------------------------
+
+    fn peer_entry(&mut self, now: Instant, peer: A) -> Result<(), Error> {
+        if self.peers.contains_key(&peer) {
+            return Ok(());
+        }
+        if self.peers.len() >= self.config.max_peers {
+            return Err(Error::NoCapacity);
+        }
+        let next_mid = (self.rng.next_u64() & 0xffff) as u16;
+        let pid = self.new_id();
+        self.peers.insert(
+            peer,
+            Peer {
+                next_mid,
+                mid_blocks: [None; 16],
+                last_mid_use: now,
+                outstanding: 0,
+                queue: VecDeque::new(),
+                unanswered: None,
+                expiry: None,
+            },
+        );
+        self.peer_ids.insert(pid, peer);
+        self.peer_id_of.insert(peer, pid);
+        Ok(())
+    }
+
+    /// Allocates the next MID towards `peer` (RFC 7252 §4.4: sequential from
+    /// a random start, never reused within EXCHANGE_LIFETIME).
+    fn alloc_mid(&mut self, now: Instant, peer: A) -> Result<u16, Error> {
+        self.peer_entry(now, peer)?;
+        let lifetime = self.config.transmission.exchange_lifetime();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return Err(Error::NoCapacity);
+        };
+        let mid = p.next_mid;
+        let block = usize::from(mid >> 12);
+        let slot = p.mid_blocks.get_mut(block).ok_or(Error::NoCapacity)?;
+        // Entering a block again: every MID in it was last used at or
+        // before its timestamp.
+        if mid.trailing_zeros() >= 12
+            && let Some(t) = *slot
+            && now < t + lifetime
+        {
+            self.stats.mid_exhausted += 1;
+            return Err(Error::MessageIdsExhausted);
+        }
+        *slot = Some(now);
+        p.last_mid_use = now;
+        p.next_mid = mid.wrapping_add(1);
+        Ok(mid)
+    }
+
+    fn note_sent(&mut self, peer: A, len: usize) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            let now = self.now;
+            let u = p.unanswered.get_or_insert((now, 0));
+            u.1 = u.1.saturating_add(len as u64);
+        }
+    }
+
+    fn note_heard(&mut self, peer: A) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.unanswered = None;
+        }
+    }
+
+    /// RFC 7252 §4.7: towards a peer that does not answer, the average rate
+    /// stays below PROBING_RATE. The first message is always allowed.
+    fn probing_allows(&self, now: Instant, peer: A, len: usize) -> bool {
+        let Some(p) = self.peers.get(&peer) else {
+            return true;
+        };
+        let Some((since, bytes)) = p.unanswered else {
+            return true;
+        };
+        let rate = u128::from(self.config.transmission.probing_rate.max(1));
+        let allowed = (now - since).as_micros() * rate / 1_000_000;
+        u128::from(bytes) + len as u128 <= allowed.max(1)
+            || u128::from(bytes) == 0
+    }
+
+    fn probing_wait(&self, now: Instant, peer: A, len: usize) -> Instant {
+        let Some((since, bytes)) = self.peers.get(&peer).and_then(|p| p.unanswered) else {
+            return now;
+        };
+        let rate = u64::from(self.config.transmission.probing_rate.max(1));
+        let need = bytes.saturating_add(len as u64);
+        since + Duration::from_micros(need.saturating_mul(1_000_000) / rate)
+    }
+
+    fn schedule_peer_expiry(&mut self, peer: A) {
+        let lifetime = self.config.transmission.exchange_lifetime();
+        let Some(&pid) = self.peer_id_of.get(&peer) else {
+            return;
+        };
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let at = p.last_mid_use + lifetime;
+        let old = p.expiry.replace(at);
+        self.disarm(old, Timer::Peer(pid));
+        self.arm(at, Timer::Peer(pid));
+    }
+
+    fn peer_timer(&mut self, now: Instant, pid: u64) {
+        let Some(&peer) = self.peer_ids.get(&pid) else {
+            return;
+        };
+        let lifetime = self.config.transmission.exchange_lifetime();
+        let Some(p) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        p.expiry = None;
+        let idle = p.outstanding == 0 && p.queue.is_empty();
+        let live_request = self.requests.values().any(|r| r.peer == peer);
+        if idle && !live_request && now >= p.last_mid_use + lifetime {
+            self.peers.remove(&peer);
+            self.peer_ids.remove(&pid);
+            self.peer_id_of.remove(&peer);
+        } else if idle && !live_request {
+            self.schedule_peer_expiry(peer);
+        }
+    }
+
+    // ----- client: requests ------------------------------------------------
+
+    /// Sends a request built from `msg` (its code, options and payload; its
+    /// type chooses CON or NON; its MID and token are ignored and assigned
+    /// by the endpoint). Returns the id its events will carry.
+    ///
+    /// The request may be queued first (NSTART, PROBING_RATE, RFC 7252 §4.7).
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::{Code, Instant, Message, MessageBuf, MessageType, OptionNumber};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let mut get = MessageBuf::new(MessageType::Con, Code::GET);
+    /// get.add_option(OptionNumber::URI_PATH, "temp");
+    /// ep.request(Instant::ZERO, 2, &get)?;
+    /// let mut buf = [0u8; 64];
+    /// let t = ep.poll_transmit(&mut buf)?.unwrap();
+    /// let sent = Message::parse(&buf[..t.len])?;
+    /// assert_eq!(sent.token().len(), 4); // RFC 7252 §5.3.1: random, 4 bytes by default
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn request(&mut self, now: Instant, peer: A, msg: &MessageBuf) -> Result<RequestId, Error> {
+        self.request_with(now, peer, msg.ty() == MessageType::Con, msg.code(), |enc| {
+            for o in msg.options() {
+                enc.option(o.number, o.value)?;
+            }
+            enc.payload(msg.payload())?;
+            Ok(())
+        })
+    }
+
+    /// Sends a request, letting `build` write its options and payload
+    /// straight into the retained datagram (no intermediate message).
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::{Code, Instant, OptionNumber};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// ep.request_with(Instant::ZERO, 2, true, Code::GET, |enc| {
+    ///     enc.uri_path("/sensors/temp")?;
+    ///     enc.option_uint(OptionNumber::ACCEPT, 50)?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), coap_proto::endpoint::Error>(())
+    /// ```
+    pub fn request_with(
+        &mut self,
+        now: Instant,
+        peer: A,
+        confirmable: bool,
+        method: Code,
+        build: impl FnOnce(&mut Encoder<'_>) -> Result<(), EncodeError>,
+    ) -> Result<RequestId, Error> {
+        let now = self.advance(now);
+        if !method.is_request() {
+            return Err(Error::InvalidCode);
+        }
+        let multicast = peer.is_multicast();
+        if multicast && confirmable {
+            return Err(Error::ConfirmableMulticast);
+        }
+        if self.requests.len() >= self.config.max_requests {
+            return Err(Error::NoCapacity);
+        }
+        if !multicast {
+            self.peer_entry(now, peer)?;
+        }
+        let token = self.fresh_token(peer, multicast).ok_or(Error::NoCapacity)?;
+        let ty = if confirmable { MessageType::Con } else { MessageType::Non };
+        let datagram = self.encode_with(ty, method, 0, token.as_slice(), build)?;
+        let id = self.new_id();
+        if multicast {
+            self.mcast_by_token.insert(token, id);
+        } else {
+            self.by_token.insert((peer, token), id);
+        }
+        self.requests.insert(
+            id,
+            Outgoing {
+                peer,
+                token,
+                mid: 0,
+                con: confirmable,
+                ping: false,
+                multicast,
+                state: ReqState::Queued,
+                backoff: Backoff {
+                    attempt: 0,
+                    timeout: Duration::ZERO,
+                },
+                deadline: None,
+                outstanding: false,
+                datagram,
+            },
+        );
+        self.try_start(now, id);
+        Ok(RequestId(id))
+    }
+
+    /// Sends a CoAP ping: an empty CON, which the peer answers with a Reset
+    /// (RFC 7252 §4.3). Completes with [`Event::Pong`] or
+    /// [`Event::TimedOut`].
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Event};
+    /// # use coap_proto::Instant;
+    /// let mut a: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let mut b: Endpoint<u8> = Endpoint::new(Config::default(), 2);
+    /// let id = a.ping(Instant::ZERO, 2)?;
+    /// let mut buf = [0u8; 64];
+    /// let t = a.poll_transmit(&mut buf)?.unwrap();
+    /// b.handle_datagram(Instant::ZERO, 1, &buf[..t.len]);
+    /// let t = b.poll_transmit(&mut buf)?.unwrap(); // the RST
+    /// a.handle_datagram(Instant::ZERO, 2, &buf[..t.len]);
+    /// assert!(matches!(a.poll_event(), Some(Event::Pong(p)) if p == id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ping(&mut self, now: Instant, peer: A) -> Result<RequestId, Error> {
+        let now = self.advance(now);
+        if peer.is_multicast() {
+            return Err(Error::ConfirmableMulticast);
+        }
+        if self.requests.len() >= self.config.max_requests {
+            return Err(Error::NoCapacity);
+        }
+        self.peer_entry(now, peer)?;
+        let datagram = self.empty_message(MessageType::Con, 0);
+        let id = self.new_id();
+        self.requests.insert(
+            id,
+            Outgoing {
+                peer,
+                token: Tok::default(),
+                mid: 0,
+                con: true,
+                ping: true,
+                multicast: false,
+                state: ReqState::Queued,
+                backoff: Backoff {
+                    attempt: 0,
+                    timeout: Duration::ZERO,
+                },
+                deadline: None,
+                outstanding: false,
+                datagram,
+            },
+        );
+        self.try_start(now, id);
+        Ok(RequestId(id))
+    }
+
+    fn fresh_token(&mut self, peer: A, multicast: bool) -> Option<Tok> {
+        let len = usize::from(self.config.token_len);
+        for _ in 0..16 {
+            let mut bytes = [0u8; MAX_TOKEN_LEN];
+            self.rng.fill(bytes.get_mut(..len)?);
+            let tok = Tok::new(bytes.get(..len)?);
+            let taken = if multicast {
+                self.mcast_by_token.contains_key(&tok)
+            } else {
+                self.by_token.contains_key(&(peer, tok))
+            };
+            if !taken {
+                return Some(tok);
+            }
+        }
+        None
+    }
+
+    /// Starts a queued request if NSTART and PROBING_RATE allow; otherwise
+    /// leaves it queued on its peer.
+    fn try_start(&mut self, now: Instant, id: u64) {
+        let Some(req) = self.requests.get(&id) else {
+            return;
+        };
+        let (peer, multicast, len) = (req.peer, req.multicast, req.datagram.len());
+        if multicast {
+            self.start(now, id);
+            return;
+        }
+        let nstart = self.config.transmission.nstart.max(1);
+        let can = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.outstanding < nstart && p.queue.is_empty());
+        if can && self.probing_allows(now, peer, len) {
+            self.start(now, id);
+        } else if let Some(p) = self.peers.get_mut(&peer) {
+            if !p.queue.contains(&id) {
+                p.queue.push_back(id);
+            }
+            if p.outstanding < nstart {
+                // Only the probing budget holds it back: wake up when it allows.
+                let at = self.probing_wait(now, peer, len);
+                if let Some(r) = self.requests.get_mut(&id) {
+                    let old = r.deadline.replace(at);
+                    self.disarm(old, Timer::Request(id));
+                }
+                self.arm(at, Timer::Request(id));
+            }
+        }
+    }
+
+    fn start(&mut self, now: Instant, id: u64) {
+        let mid = match self.requests.get(&id) {
+            Some(r) if r.multicast => (self.rng.next_u64() & 0xffff) as u16,
+            Some(r) => {
+                let peer = r.peer;
+                let Ok(m) = self.alloc_mid(now, peer) else {
+                    // Cannot send now: fail the request rather than stall.
+                    self.finish_request(now, id, Some(Event::TimedOut(RequestId(id))));
+                    return;
+                };
+                m
+            }
+            None => return,
+        };
+        let initial = self.initial_timeout();
+        let cfg = self.config;
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        req.mid = mid;
+        let [m0, m1] = mid.to_be_bytes();
+        if let Some(h) = req.datagram.get_mut(2..4) {
+            h.copy_from_slice(&[m0, m1]);
+        }
+        let old = req.deadline.take();
+        let (at, state) = if req.multicast {
+            (now + cfg.multicast_timeout, ReqState::Collecting)
+        } else if req.con {
+            req.backoff = Backoff {
+                attempt: 0,
+                timeout: initial,
+            };
+            (now + initial, ReqState::AwaitAck)
+        } else {
+            (now + cfg.non_request_timeout, ReqState::AwaitResponse)
+        };
+        req.state = state;
+        req.deadline = Some(at);
+        req.outstanding = !req.multicast;
+        let (peer, datagram, multicast) = (req.peer, req.datagram.clone(), req.multicast);
+        self.disarm(old, Timer::Request(id));
+        self.arm(at, Timer::Request(id));
+        self.by_mid.insert((peer, mid), MidOwner::Request(id));
+        if !multicast {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.outstanding += 1;
+                p.queue.retain(|q| *q != id);
+            }
+            self.note_sent(peer, datagram.len());
+        }
+        self.send(peer, datagram);
+    }
+
+    /// Marks the interaction as no longer outstanding (RFC 7252 §4.7) and
+    /// starts the next queued request to that peer.
+    fn release_outstanding(&mut self, now: Instant, id: u64) {
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if !core::mem::take(&mut req.outstanding) {
+            return;
+        }
+        let peer = req.peer;
+        let next = match self.peers.get_mut(&peer) {
+            Some(p) => {
+                p.outstanding = p.outstanding.saturating_sub(1);
+                p.queue.front().copied()
+            }
+            None => None,
+        };
+        if let Some(next) = next {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.queue.pop_front();
+            }
+            self.try_start(now, next);
+        }
+    }
+
+    fn finish_request(&mut self, now: Instant, id: u64, event: Option<Event<A>>) {
+        self.release_outstanding(now, id);
+        let Some(req) = self.requests.remove(&id) else {
+            return;
+        };
+        self.disarm(req.deadline, Timer::Request(id));
+        if req.multicast {
+            self.mcast_by_token.remove(&req.token);
+        } else if !req.ping {
+            self.by_token.remove(&(req.peer, req.token));
+        }
+        if req.state != ReqState::Queued && self.by_mid.get(&(req.peer, req.mid)) == Some(&MidOwner::Request(id)) {
+            self.by_mid.remove(&(req.peer, req.mid));
+        }
+        if let Some(p) = self.peers.get_mut(&req.peer) {
+            p.queue.retain(|q| *q != id);
+        }
+        self.recycle(req.datagram);
+        if let Some(e) = event {
+            self.events.push_back(e);
+        }
+        if !req.multicast {
+            self.schedule_peer_expiry(req.peer);
+        }
+    }
+
+    /// Abandons a request: no more retransmissions and no event. A queued
+    /// request is dropped before it is sent.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Error};
+    /// # use coap_proto::Instant;
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let id = ep.ping(Instant::ZERO, 2)?;
+    /// ep.cancel(Instant::ZERO, id)?;
+    /// assert_eq!(ep.cancel(Instant::ZERO, id), Err(Error::UnknownHandle));
+    /// assert_eq!(ep.tables().requests, 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn cancel(&mut self, now: Instant, id: RequestId) -> Result<(), Error> {
+        let now = self.advance(now);
+        if !self.requests.contains_key(&id.0) {
+            return Err(Error::UnknownHandle);
+        }
+        self.finish_request(now, id.0, None);
+        Ok(())
+    }
+
+    // ----- server: responses -----------------------------------------------
+
+    /// Answers an incoming request with `msg`'s code, options and payload
+    /// (its type, MID and token are chosen by the endpoint).
+    ///
+    /// The endpoint picks the form (RFC 7252 §5.2): piggybacked on the ACK of
+    /// a CON request not yet acknowledged; a separate response (CON by
+    /// default, retransmitted until ACKed) after an empty ACK; a NON
+    /// response to a NON request. A multicast request's answer is delayed by
+    /// a random Leisure, and error answers to it are suppressed (§8.2).
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Event};
+    /// # use coap_proto::{Code, Instant, Message, MessageBuf, MessageType};
+    /// let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// server.handle_datagram(Instant::ZERO, 9, b"\x41\x01\x12\x34\xaa");
+    /// let Some(Event::Request(req)) = server.poll_event() else { panic!() };
+    /// server.respond(Instant::ZERO, req.handle, &MessageBuf::new(MessageType::Ack, Code::CONTENT))?;
+    /// let mut buf = [0u8; 64];
+    /// let t = server.poll_transmit(&mut buf)?.unwrap();
+    /// assert_eq!(&buf[..t.len], b"\x61\x45\x12\x34\xaa"); // piggybacked: same MID and token
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn respond(&mut self, now: Instant, handle: ResponseHandle, msg: &MessageBuf) -> Result<(), Error> {
+        self.respond_with(now, handle, msg.code(), |enc| {
+            for o in msg.options() {
+                enc.option(o.number, o.value)?;
+            }
+            enc.payload(msg.payload())?;
+            Ok(())
+        })
+    }
+
+    /// Answers an incoming request, letting `build` write options and
+    /// payload straight into the datagram.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Event};
+    /// # use coap_proto::{Code, Instant, OptionNumber};
+    /// let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// server.handle_datagram(Instant::ZERO, 9, b"\x50\x01\x00\x01");
+    /// let Some(Event::Request(req)) = server.poll_event() else { panic!() };
+    /// server.respond_with(Instant::ZERO, req.handle, Code::CONTENT, |enc| {
+    ///     enc.option_uint(OptionNumber::CONTENT_FORMAT, 0)?;
+    ///     enc.payload(b"hello")?;
+    ///     Ok(())
+    /// })?;
+    /// # Ok::<(), coap_proto::endpoint::Error>(())
+    /// ```
+    pub fn respond_with(
+        &mut self,
+        now: Instant,
+        handle: ResponseHandle,
+        code: Code,
+        build: impl FnOnce(&mut Encoder<'_>) -> Result<(), EncodeError>,
+    ) -> Result<(), Error> {
+        let now = self.advance(now);
+        if !code.is_response() {
+            return Err(Error::InvalidCode);
+        }
+        let Some(p) = self.pending.get(&handle.0) else {
+            return Err(Error::UnknownHandle);
+        };
+        let (peer, req_mid, token, con, acked, multicast) =
+            (p.peer, p.mid, p.token, p.con, p.acked, p.multicast);
+        if multicast && !code.is_success() {
+            // RFC 7252 §8.2: no error responses to multicast requests.
+            self.drop_pending(handle.0);
+            self.dedup_done(peer, req_mid, None);
+            return Ok(());
+        }
+        if con && !acked {
+            // Piggybacked on the ACK (§5.2.1).
+            let datagram = self.encode_with(MessageType::Ack, code, req_mid, token.as_slice(), build)?;
+            self.drop_pending(handle.0);
+            self.dedup_done(peer, req_mid, Some(&datagram));
+            self.send(peer, datagram);
+            return Ok(());
+        }
+        let separate_con = con && self.config.separate_response_con;
+        let mid = self.alloc_mid(now, peer)?;
+        let ty = if separate_con { MessageType::Con } else { MessageType::Non };
+        let datagram = self.encode_with(ty, code, mid, token.as_slice(), build)?;
+        if separate_con && self.separate.len() >= self.config.max_separate {
+            self.recycle(datagram);
+            return Err(Error::NoCapacity);
+        }
+        self.drop_pending(handle.0);
+        if !con {
+            self.dedup_done(peer, req_mid, None);
+        }
+        self.schedule_peer_expiry(peer);
+        if multicast {
+            let leisure = self.config.transmission.default_leisure.as_micros();
+            let delay = self.rng.below_inclusive(u64::try_from(leisure).unwrap_or(u64::MAX));
+            let at = now + Duration::from_micros(delay);
+            let id = self.new_id();
+            self.delayed.insert(id, (peer, datagram));
+            self.arm(at, Timer::Delayed(id));
+            return Ok(());
+        }
+        if separate_con {
+            let timeout = self.initial_timeout();
+            let id = self.new_id();
+            let at = now + timeout;
+            self.send_copy(peer, &datagram);
+            self.separate.insert(
+                id,
+                Separate {
+                    handle: handle.0,
+                    peer,
+                    mid,
+                    backoff: Backoff { attempt: 0, timeout },
+                    deadline: at,
+                    datagram,
+                },
+            );
+            self.by_mid.insert((peer, mid), MidOwner::Separate(id));
+            self.arm(at, Timer::Separate(id));
+        } else {
+            self.send(peer, datagram);
+        }
+        Ok(())
+    }
+
+    /// Acknowledges a CON request now with an empty ACK; the answer will be
+    /// a separate response (RFC 7252 §5.2.2). A no-op for NON requests or
+    /// when already acknowledged.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Event};
+    /// # use coap_proto::Instant;
+    /// let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// server.handle_datagram(Instant::ZERO, 9, b"\x40\x01\x00\x07");
+    /// let Some(Event::Request(req)) = server.poll_event() else { panic!() };
+    /// server.accept(Instant::ZERO, req.handle)?;
+    /// let mut buf = [0u8; 16];
+    /// let t = server.poll_transmit(&mut buf)?.unwrap();
+    /// assert_eq!(&buf[..t.len], &[0x60, 0x00, 0x00, 0x07]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn accept(&mut self, now: Instant, handle: ResponseHandle) -> Result<(), Error> {
+        self.advance(now);
+        let Some(p) = self.pending.get_mut(&handle.0) else {
+            return Err(Error::UnknownHandle);
+        };
+        if p.con && !p.acked {
+            p.acked = true;
+            let (peer, mid, at) = (p.peer, p.mid, p.ack_deadline.take());
+            self.disarm(at, Timer::AckDelay(handle.0));
+            self.send_empty_ack(peer, mid);
+        }
+        Ok(())
+    }
+
+    fn drop_pending(&mut self, handle: u64) {
+        if let Some(p) = self.pending.remove(&handle) {
+            self.disarm(p.ack_deadline, Timer::AckDelay(handle));
+        }
+    }
+
+    // ----- deduplication (RFC 7252 §4.5) -------------------------------------
+
+    fn expire_dedup(&mut self, now: Instant, budget: usize) {
+        for _ in 0..budget {
+            let Some(&(peer, mid, seq)) = self.dedup_order.front() else {
+                return;
+            };
+            match self.dedup.get(&(peer, mid)) {
+                Some(e) if e.seq == seq => {
+                    if e.expires > now {
+                        return;
+                    }
+                    self.remove_dedup(peer, mid);
+                }
+                _ => {}
+            }
+            self.dedup_order.pop_front();
+        }
+    }
+
+    fn remove_dedup(&mut self, peer: A, mid: u16) {
+        if let Some(e) = self.dedup.remove(&(peer, mid))
+            && let DedupState::Done(Some(b)) = e.state
+        {
+            self.dedup_bytes -= b.len();
+            self.recycle(b);
+        }
+    }
+
+    /// Evicts the oldest entries until there is room for one more.
+    fn make_dedup_room(&mut self, extra_bytes: usize) {
+        while self.dedup.len() >= self.config.max_dedup
+            || (self.dedup_bytes + extra_bytes > self.config.max_dedup_bytes && !self.dedup.is_empty())
+        {
+            let Some((peer, mid, seq)) = self.dedup_order.pop_front() else {
+                break;
+            };
+            if self.dedup.get(&(peer, mid)).is_some_and(|e| e.seq == seq) {
+                self.remove_dedup(peer, mid);
+                self.stats.dedup_evictions += 1;
+            }
+        }
+    }
+
+    fn dedup_insert(&mut self, now: Instant, peer: A, mid: u16, con: bool) {
+        self.make_dedup_room(0);
+        let p = self.config.transmission;
+        let lifetime = if con { p.exchange_lifetime() } else { p.non_lifetime() };
+        self.dedup_seq += 1;
+        let seq = self.dedup_seq;
+        let old = self.dedup.insert(
+            (peer, mid),
+            DedupEntry {
+                expires: now + lifetime,
+                seq,
+                state: DedupState::Pending,
+            },
+        );
+        if let Some(DedupEntry {
+            state: DedupState::Done(Some(b)),
+            ..
+        }) = old
+        {
+            self.dedup_bytes -= b.len();
+            self.recycle(b);
+        }
+        self.dedup_order.push_back((peer, mid, seq));
+    }
+
+    /// Records the reply to replay for duplicates of (peer, mid).
+    fn dedup_done(&mut self, peer: A, mid: u16, reply: Option<&[u8]>) {
+        let len = reply.map_or(0, <[u8]>::len);
+        if len > 0 && self.dedup_bytes + len > self.config.max_dedup_bytes {
+            self.make_dedup_room(len);
+        }
+        let copy = reply.map(|r| {
+            let mut b = self.buffer();
+            b.extend_from_slice(r);
+            b
+        });
+        match self.dedup.get_mut(&(peer, mid)) {
+            Some(e) => {
+                let old = core::mem::replace(&mut e.state, DedupState::Done(copy));
+                self.dedup_bytes += len;
+                if let DedupState::Done(Some(b)) = old {
+                    self.dedup_bytes -= b.len();
+                    self.recycle(b);
+                }
+            }
+            None => {
+                if let Some(b) = copy {
+                    self.recycle(b);
+                }
+            }
+        }
+    }
+
+    /// Handles a duplicate CON/NON. Returns true when it was one.
+    fn dedup_check(&mut self, peer: A, mid: u16, con: bool) -> bool {
+        let Some(e) = self.dedup.get(&(peer, mid)) else {
+            return false;
+        };
+        self.stats.duplicates += 1;
+        if !con {
+            return true;
+        }
+        match &e.state {
+            DedupState::Done(Some(reply)) => {
+                let reply = reply.clone();
+                self.send(peer, reply);
+            }
+            DedupState::Done(None) => {}
+            DedupState::Pending => {
+                // The application is still working on it: acknowledge now so
+                // the client stops retransmitting (§5.2.2).
+                let handle = self
+                    .pending
+                    .iter()
+                    .find(|(_, p)| p.peer == peer && p.mid == mid && p.con && !p.acked)
+                    .map(|(h, _)| *h);
+                if let Some(h) = handle {
+                    let _ = self.accept(self.now, ResponseHandle(h));
+                }
+            }
+        }
+        true
+    }
+
+    // ----- input ------------------------------------------------------------
+
+    fn reply_rst(&mut self, peer: A, mid: u16) {
+        let rst = self.empty_message(MessageType::Rst, mid);
+        self.stats.resets_sent += 1;
+        self.send(peer, rst);
+    }
+
+    /// Processes a datagram received from `from` on a unicast address.
+    ///
+    /// Malformed input is answered as RFC 7252 says (RST for a malformed CON,
+    /// silence otherwise) and counted in [`Stats`]; it never changes other
+    /// state.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Event};
+    /// # use coap_proto::Instant;
+    /// let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// server.handle_datagram(Instant::ZERO, 3, b"\x40\x00\x00\x05"); // ping
+    /// let mut buf = [0u8; 16];
+    /// let t = server.poll_transmit(&mut buf)?.unwrap();
+    /// assert_eq!(&buf[..t.len], &[0x70, 0x00, 0x00, 0x05]); // RST, same MID
+    /// assert!(server.poll_event().is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_datagram(&mut self, now: Instant, from: A, datagram: &[u8]) {
+        self.input(now, from, datagram, false);
+    }
+
+    /// Processes a datagram that arrived on a multicast group address
+    /// (RFC 7252 §8.2): only NON requests are accepted, answers are delayed
+    /// by a random Leisure, and no Reset or error answer is sent.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Event};
+    /// # use coap_proto::Instant;
+    /// let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// server.handle_multicast_datagram(Instant::ZERO, 3, b"\x40\x00\x00\x05"); // CON ping
+    /// let mut buf = [0u8; 16];
+    /// assert!(server.poll_transmit(&mut buf)?.is_none()); // no RST to multicast
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn handle_multicast_datagram(&mut self, now: Instant, from: A, datagram: &[u8]) {
+        self.input(now, from, datagram, true);
+    }
+
+    fn input(&mut self, now: Instant, from: A, datagram: &[u8], multicast: bool) {
+        let now = self.advance(now);
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+        self.expire_dedup(now, 8);
+        if datagram.len() > self.config.max_message_size {
+            self.stats.oversized += 1;
+            if let Some(h) = Header::peek(datagram)
+                && h.version == 1
+                && h.ty == MessageType::Con
+                && !multicast
+            {
+                self.reply_rst(from, h.message_id);
+            }
+            return;
+        }
+        let msg = match Message::parse(datagram) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.format_errors += 1;
+                // RFC 7252 §4.2: a malformed CON is rejected with RST; §3:
+                // unknown versions are silently ignored; §4.3: NON silence.
+                if let Some(h) = e.header
+                    && h.version == 1
+                    && h.ty == MessageType::Con
+                    && !multicast
+                {
+                    self.reply_rst(from, h.message_id);
+                }
+                return;
+            }
+        };
+        self.note_heard(from);
+        let code = msg.code();
+        let ty = msg.ty();
+        if multicast && (ty != MessageType::Non || !code.is_request()) {
+            // §8.1: multicast requests are NON; nothing else belongs here.
+            self.stats.unexpected += 1;
+            return;
+        }
+        if code.is_empty() {
+            self.input_empty(now, from, &msg);
+        } else if code.class() == 0 {
+            self.input_request(now, from, datagram, &msg, multicast);
+        } else if code.is_response() {
+            self.input_response(now, from, datagram, &msg);
+        } else {
+            // Reserved classes 1, 3, 6, 7: reject (§4.2, §4.3).
+            self.stats.unexpected += 1;
+            if ty == MessageType::Con {
+                self.reply_rst(from, msg.message_id());
+            }
+        }
+    }
+
+    fn input_empty(&mut self, now: Instant, from: A, msg: &Message<'_>) {
+        let mid = msg.message_id();
+        match msg.ty() {
+            // §4.3: a CON ping is answered with RST.
+            MessageType::Con => self.reply_rst(from, mid),
+            MessageType::Non => self.stats.unexpected += 1,
+            MessageType::Ack => match self.by_mid.get(&(from, mid)).copied() {
+                Some(MidOwner::Request(id)) => self.request_acked(now, id),
+                Some(MidOwner::Separate(id)) => {
+                    if let Some(s) = self.separate.remove(&id) {
+                        self.by_mid.remove(&(from, mid));
+                        self.disarm(Some(s.deadline), Timer::Separate(id));
+                        self.recycle(s.datagram);
+                        self.events.push_back(Event::ResponseDelivered(ResponseHandle(s.handle)));
+                    }
+                }
+                None => self.stats.unexpected += 1,
+            },
+            MessageType::Rst => {
+                self.stats.resets_received += 1;
+                match self.by_mid.get(&(from, mid)).copied() {
+                    Some(MidOwner::Request(id)) => {
+                        let ping = self.requests.get(&id).is_some_and(|r| r.ping);
+                        let ev = if ping { Event::Pong(RequestId(id)) } else { Event::Reset(RequestId(id)) };
+                        self.finish_request(now, id, Some(ev));
+                    }
+                    Some(MidOwner::Separate(id)) => {
+                        if let Some(s) = self.separate.remove(&id) {
+                            self.by_mid.remove(&(from, mid));
+                            self.disarm(Some(s.deadline), Timer::Separate(id));
+                            self.recycle(s.datagram);
+                            self.events.push_back(Event::ResponseFailed(ResponseHandle(s.handle)));
+                        }
+                    }
+                    None => self.stats.unexpected += 1,
+                }
+            }
+        }
+    }
+
+    /// An empty ACK for one of our CON requests: stop retransmitting and wait
+    /// for the separate response (§5.2.2).
+    fn request_acked(&mut self, now: Instant, id: u64) {
+        let timeout = self.config.separate_response_timeout;
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        if req.state != ReqState::AwaitAck {
+            self.stats.unexpected += 1;
+            return;
+        }
+        if req.ping {
+            // An ACK to a ping is odd but answers it (§4.3).
+            self.finish_request(now, id, Some(Event::Pong(RequestId(id))));
+            return;
+        }
+        req.state = ReqState::AwaitResponse;
+        let old = req.deadline.replace(now + timeout);
+        self.disarm(old, Timer::Request(id));
+        self.arm(now + timeout, Timer::Request(id));
+        self.events.push_back(Event::Acknowledged(RequestId(id)));
+        self.release_outstanding(now, id);
+    }
+
+    /// RFC 7252 §5.4.1: the first unrecognized critical option, if any.
+    /// Options breaking their length bounds or repeated when not repeatable
+    /// count as unrecognized (§5.4.3, §5.4.5).
+    fn bad_critical_option(msg: &Message<'_>) -> Option<OptionNumber> {
+        let mut previous = None;
+        for o in msg.options() {
+            let repeated = previous == Some(o.number);
+            previous = Some(o.number);
+            if !o.number.is_critical() {
+                continue;
+            }
+            match o.number.info() {
+                None => return Some(o.number),
+                Some(info) => {
+                    if (repeated && !info.repeatable) || !o.is_len_valid() {
+                        return Some(o.number);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    fn input_request(&mut self, now: Instant, from: A, datagram: &[u8], msg: &Message<'_>, multicast: bool) {
+        let mid = msg.message_id();
+        let con = match msg.ty() {
+            MessageType::Con => true,
+            MessageType::Non => false,
+            // A request in an ACK or RST is meaningless: ignore it.
+            MessageType::Ack | MessageType::Rst => {
+                self.stats.unexpected += 1;
+                return;
+            }
+        };
+        if self.dedup_check(from, mid, con) {
+            return;
+        }
+        let token = Tok::new(msg.token());
+        if let Some(bad) = Self::bad_critical_option(msg) {
+            self.stats.bad_options += 1;
+            if con {
+                // §5.4.1: 4.02 Bad Option with a diagnostic payload.
+                self.dedup_insert(now, from, mid, con);
+                let mut text = [0u8; 40];
+                let n = diagnostic(&mut text, bad.0);
+                let reply = self.encode_with(MessageType::Ack, Code::BAD_OPTION, mid, token.as_slice(), |enc| {
+                    enc.payload(text.get(..n).unwrap_or_default())?;
+                    Ok(())
+                });
+                if let Ok(reply) = reply {
+                    self.dedup_done(from, mid, Some(&reply));
+                    self.send(from, reply);
+                }
+            }
+            return;
+        }
+        if self.pending.len() >= self.config.max_pending || self.events.len() >= self.config.max_events {
+            self.stats.busy += 1;
+            if con {
+                // Table full: 5.03 Service Unavailable with Max-Age, not cached.
+                let max_age = self.config.busy_max_age;
+                if let Ok(reply) = self.encode_with(MessageType::Ack, Code::SERVICE_UNAVAILABLE, mid, token.as_slice(), |enc| {
+                    enc.option_uint(OptionNumber::MAX_AGE, max_age)?;
+                    Ok(())
+                }) {
+                    self.send(from, reply);
+                }
+            }
+            return;
+        }
+        self.dedup_insert(now, from, mid, con);
+        let handle = self.new_id();
+        let ack_deadline = match (con, self.config.separate_ack_delay) {
+            (true, Some(d)) => Some(now + d),
+            _ => None,
+        };
+        self.pending.insert(
+            handle,
+            Pending {
+                peer: from,
+                mid,
+                token,
+                con,
+                multicast,
+                acked: false,
+                ack_deadline,
+            },
+        );
+        if let Some(at) = ack_deadline {
+            self.arm(at, Timer::AckDelay(handle));
+        }
+        self.stats.requests_in += 1;
+        let buf = self.buffer();
+        self.events.push_back(Event::Request(IncomingRequest {
+            handle: ResponseHandle(handle),
+            peer: from,
+            multicast,
+            message: OwnedMessage::new(buf, datagram, msg),
+        }));
+    }
+
+    fn input_response(&mut self, now: Instant, from: A, datagram: &[u8], msg: &Message<'_>) {
+        let mid = msg.message_id();
+        let token = Tok::new(msg.token());
+        match msg.ty() {
+            MessageType::Ack => {
+                // Piggybacked: match by (peer, MID) and check the token (§5.3.2).
+                let Some(MidOwner::Request(id)) = self.by_mid.get(&(from, mid)).copied() else {
+                    self.stats.unexpected += 1;
+                    return;
+                };
+                let ok = self
+                    .requests
+                    .get(&id)
+                    .is_some_and(|r| r.token == token && r.state == ReqState::AwaitAck && !r.ping);
+                if !ok || Self::bad_critical_option(msg).is_some() {
+                    self.stats.unexpected += 1;
+                    return;
+                }
+                self.deliver_response(now, id, from, datagram, msg);
+            }
+            MessageType::Rst => self.stats.unexpected += 1,
+            ty @ (MessageType::Con | MessageType::Non) => {
+                let con = ty == MessageType::Con;
+                if self.dedup_check(from, mid, con) {
+                    return;
+                }
+                let id = self
+                    .by_token
+                    .get(&(from, token))
+                    .or_else(|| self.mcast_by_token.get(&token))
+                    .copied()
+                    .filter(|id| self.requests.get(id).is_some_and(|r| r.state != ReqState::Queued));
+                let Some(id) = id else {
+                    // §5.3.2: an unsolicited CON response is rejected with RST.
+                    self.stats.unexpected += 1;
+                    if con {
+                        self.reply_rst(from, mid);
+                    }
+                    return;
+                };
+                if Self::bad_critical_option(msg).is_some() {
+                    // §5.4.1: reject the response (RST for CON).
+                    self.stats.bad_options += 1;
+                    if con {
+                        self.reply_rst(from, mid);
+                    }
+                    return;
+                }
+                self.dedup_insert(now, from, mid, con);
+                if con {
+                    let ack = self.empty_message(MessageType::Ack, mid);
+                    self.dedup_done(from, mid, Some(&ack));
+                    self.send(from, ack);
+                } else {
+                    self.dedup_done(from, mid, None);
+                }
+                self.deliver_response(now, id, from, datagram, msg);
+            }
+        }
+    }
+
+    fn deliver_response(&mut self, now: Instant, id: u64, from: A, datagram: &[u8], msg: &Message<'_>) {
+        let Some(req) = self.requests.get(&id) else {
+            return;
+        };
+        let multicast = req.multicast;
+        if multicast && self.events.len() >= self.config.max_events {
+            self.stats.busy += 1;
+            return;
+        }
+        self.stats.responses_in += 1;
+        let buf = self.buffer();
+        let event = Event::Response(Response {
+            id: RequestId(id),
+            peer: from,
+            message: OwnedMessage::new(buf, datagram, msg),
+        });
+        if multicast {
+            self.events.push_back(event);
+        } else {
+            self.finish_request(now, id, Some(event));
+        }
+    }
+}
+
+/// Writes "Unrecognized critical option N" into `out`, returning the length.
+fn diagnostic(out: &mut [u8; 40], number: u16) -> usize {
+    const PREFIX: &[u8] = b"Unrecognized critical option ";
+    let mut n = 0;
+    for (d, s) in out.iter_mut().zip(PREFIX) {
+        *d = *s;
+        n += 1;
+    }
+    let mut digits = [0u8; 5];
+    let mut v = number;
+    let mut k = 0;
+    loop {
+        if let Some(d) = digits.get_mut(k) {
+            *d = b'0' + (v % 10) as u8;
+        }
+        k += 1;
+        v /= 10;
+        if v == 0 || k == digits.len() {
+            break;
+        }
+    }
+    for i in (0..k).rev() {
+        if let (Some(d), Some(s)) = (out.get_mut(n), digits.get(i)) {
+            *d = *s;
+            n += 1;
+        }
+    }
+    n
+}
