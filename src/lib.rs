@@ -16,6 +16,10 @@ pub mod endpoint;
 
 pub use time::Instant;
 
+#[cfg(feature = "std")]
+#[cfg_attr(docsrs, doc(cfg(feature = "std")))]
+pub mod udp;
+
 #[cfg(feature = "_internal")]
 #[doc(hidden)]
 pub mod _internal;

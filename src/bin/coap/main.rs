@@ -6,22 +6,30 @@
 //! each in [`Command`]; [`main`] only parses the command line and dispatches.
 //!
 //! Exit status, for every command: 0 on success, 1 when the input data is
-//! invalid (a malformed message, bad JSON, an unencodable message), 2 on a
-//! usage error (clap's own exit code for a bad command line).
+//! invalid (a malformed message, bad JSON, an unencodable message) or the
+//! server answered with an error (4.xx/5.xx), 2 on a usage error (clap's own
+//! exit code for a bad command line, also used for a bad URI), 3 when no
+//! answer came (timeout, Reset, network error).
 
+mod client_cmd;
 mod codec_cmd;
 mod hex;
 mod input;
+mod serve;
 
 use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use coap_proto::Code;
 
 /// A CoAP (RFC 7252) command-line tool built on coap-proto.
 #[derive(Debug, Parser)]
 #[command(name = "coap", version, propagate_version = true)]
-#[command(after_help = "Exit status: 0 success, 1 invalid input data, 2 usage error.")]
+#[command(
+    after_help = "Exit status: 0 success (a 2.xx response), 1 invalid input data or an error \
+                  response (4.xx/5.xx), 2 usage error, 3 no answer (timeout or Reset)."
+)]
 struct Cli {
     /// Print more detail on stderr (may be repeated).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -40,6 +48,22 @@ enum Command {
     /// Encode a CoAP message from JSON and print it as one line of hex.
     #[command(long_about = codec_cmd::ENCODE_ABOUT)]
     Encode(codec_cmd::EncodeArgs),
+    /// GET a resource; print the response payload on stdout.
+    Get(client_cmd::RequestArgs),
+    /// POST to a resource; print the response payload on stdout.
+    Post(client_cmd::RequestArgs),
+    /// PUT a resource; print the response payload on stdout.
+    Put(client_cmd::RequestArgs),
+    /// DELETE a resource; print the response payload on stdout.
+    Delete(client_cmd::RequestArgs),
+    /// FETCH a resource (RFC 8132); print the response payload on stdout.
+    Fetch(client_cmd::RequestArgs),
+    /// List a server's resources (/.well-known/core), one link per line.
+    Discover(client_cmd::DiscoverArgs),
+    /// Send a CoAP ping (an empty CON) and wait for the Reset.
+    Ping(client_cmd::PingArgs),
+    /// Run the demo server (the interop resource contract) until stopped.
+    Serve(serve::ServeArgs),
 }
 
 /// Options shared by every subcommand.
@@ -49,12 +73,30 @@ pub(crate) struct Global {
     pub(crate) verbose: u8,
 }
 
-/// A non-zero exit status. Usage errors (exit status 2) are reported by
-/// clap before a command runs.
+/// A non-zero exit status. Most usage errors (exit status 2) are reported
+/// by clap before a command runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Status {
     /// Exit status 1: the input data is invalid.
-    InvalidData = 1,
+    InvalidData,
+    /// Exit status 1: the server answered, but not with 2.xx.
+    ErrorResponse,
+    /// Exit status 2: a usage error that clap cannot see (a URI whose host
+    /// does not resolve, an unreadable --file, ...).
+    Usage,
+    /// Exit status 3: no answer (timeout, Reset, network error).
+    NoAnswer,
+}
+
+impl Status {
+    /// The process exit status.
+    pub(crate) fn exit_code(self) -> u8 {
+        match self {
+            Self::InvalidData | Self::ErrorResponse => 1,
+            Self::Usage => 2,
+            Self::NoAnswer => 3,
+        }
+    }
 }
 
 /// Why a command failed: its exit status and, if not already reported on
@@ -72,6 +114,19 @@ impl Failure {
             status: Status::InvalidData,
             message: Some(message.into()),
         }
+    }
+
+    /// A failure of any kind, explained on stderr.
+    pub(crate) fn new(status: Status, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: Some(message.into()),
+        }
+    }
+
+    /// A usage error, explained on stderr.
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
+        Self::new(Status::Usage, message)
     }
 
     /// A failure that the command already reported (on stdout).
@@ -94,6 +149,14 @@ fn main() -> ExitCode {
     let (name, result) = match &cli.command {
         Command::Decode(args) => ("decode", codec_cmd::decode(global, args)),
         Command::Encode(args) => ("encode", codec_cmd::encode(global, args)),
+        Command::Get(args) => ("get", client_cmd::request(global, Code::GET, args)),
+        Command::Post(args) => ("post", client_cmd::request(global, Code::POST, args)),
+        Command::Put(args) => ("put", client_cmd::request(global, Code::PUT, args)),
+        Command::Delete(args) => ("delete", client_cmd::request(global, Code::DELETE, args)),
+        Command::Fetch(args) => ("fetch", client_cmd::request(global, Code::FETCH, args)),
+        Command::Discover(args) => ("discover", client_cmd::discover(global, args)),
+        Command::Ping(args) => ("ping", client_cmd::ping(global, args)),
+        Command::Serve(args) => ("serve", serve::serve(global, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -101,7 +164,7 @@ fn main() -> ExitCode {
             if let Some(message) = failure.message {
                 let _ = writeln!(std::io::stderr(), "coap {name}: {message}");
             }
-            ExitCode::from(failure.status as u8)
+            ExitCode::from(failure.status.exit_code())
         }
     }
 }
