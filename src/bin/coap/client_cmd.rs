@@ -264,10 +264,7 @@ pub(crate) fn ping(global: Global, args: &PingArgs) -> CmdResult {
     let mut ep = client(global, peer, Config::default())?;
     match ep.ping(peer, args.timeout) {
         Ok(Some(rtt)) => {
-            println!(
-                "pong from {peer} in {:.3} ms",
-                rtt.as_secs_f64() * 1000.0
-            );
+            println!("pong from {peer} in {:.3} ms", rtt.as_secs_f64() * 1000.0);
             Ok(())
         }
         Ok(None) => Err(Failure::new(
@@ -361,13 +358,11 @@ fn exchange(
     req: &MessageBuf,
     timeout: Duration,
 ) -> Result<MessageBuf, Failure> {
-    let config = Config {
-        // The whole wait is bounded by `timeout`; the endpoint must not give
-        // up on a NON request or a separate response earlier.
-        non_request_timeout: timeout,
-        separate_response_timeout: timeout,
-        ..Config::default()
-    };
+    // The whole wait is bounded by `timeout`; the endpoint must not give up
+    // on a NON request or a separate response earlier.
+    let mut config = Config::default();
+    config.non_request_timeout = timeout;
+    config.separate_response_timeout = timeout;
     // The request as sent, with the endpoint's token (default length).
     let size = req.encoded_len() + usize::from(config.token_len);
     if size > config.max_message_size {
@@ -400,10 +395,7 @@ fn exchange(
         )),
         Outcome::TimedOut => Err(Failure::new(
             Status::NoAnswer,
-            format!(
-                "no response from {peer} within {}",
-                Seconds(timeout)
-            ),
+            format!("no response from {peer} within {}", Seconds(timeout)),
         )),
         other => Err(Failure::new(
             Status::NoAnswer,
@@ -513,8 +505,16 @@ mod tests {
     fn uris_and_timeouts() {
         assert!(parse_uri("coap://127.0.0.1/x").is_ok());
         assert!(parse_uri("coap://[::1]:5683/x?y").is_ok());
-        assert!(parse_uri("coaps://h/").unwrap_err().contains("unsupported scheme"));
-        assert!(parse_uri("coap+tcp://h/").unwrap_err().contains("unsupported scheme"));
+        assert!(
+            parse_uri("coaps://h/")
+                .unwrap_err()
+                .contains("unsupported scheme")
+        );
+        assert!(
+            parse_uri("coap+tcp://h/")
+                .unwrap_err()
+                .contains("unsupported scheme")
+        );
         assert!(parse_uri("http://h/").is_err());
         assert!(parse_uri("/x").is_err());
         assert_eq!(parse_timeout("1.5"), Ok(Duration::from_millis(1500)));

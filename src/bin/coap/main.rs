@@ -15,6 +15,7 @@ mod client_cmd;
 mod codec_cmd;
 mod hex;
 mod input;
+mod load;
 mod serve;
 
 use std::io::Write as _;
@@ -64,6 +65,9 @@ enum Command {
     Ping(client_cmd::PingArgs),
     /// Run the demo server (the interop resource contract) until stopped.
     Serve(serve::ServeArgs),
+    /// Load-test a server: keep N GET requests in flight, print requests/s and latency.
+    #[command(long_about = load::LOAD_ABOUT)]
+    Load(load::LoadArgs),
 }
 
 /// Options shared by every subcommand.
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
         Command::Discover(args) => ("discover", client_cmd::discover(global, args)),
         Command::Ping(args) => ("ping", client_cmd::ping(global, args)),
         Command::Serve(args) => ("serve", serve::serve(global, args)),
+        Command::Load(args) => ("load", load::load(global, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
