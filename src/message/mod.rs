@@ -4,7 +4,7 @@
 //! The codec knows nothing about time, peers or state. [`Message::parse`]
 //! validates a datagram once; after that every accessor is infallible and
 //! returns slices that borrow the datagram. [`Encoder`] writes a message into
-//! a `&mut [u8]`, and [`MessageBuf`] (feature `alloc`) is an owned builder on
+//! a `&mut [u8]`, and `MessageBuf` (feature `alloc`) is an owned builder on
 //! top of the same encoder.
 //!
 //! ```
@@ -46,6 +46,11 @@ mod value;
 pub use code::{Code, MessageType};
 pub use encode::{Encoder, encoded_option_len};
 pub use link::{Filter, Link, LinkError, LinkFormat, LinkWriter};
+pub use uri::{
+    ComposeError, Host, Scheme, Uri, UriError, UriErrorKind, UriOption, UriOptions, write_uri,
+};
+#[cfg(feature = "alloc")]
+pub use uri::to_uri_string;
 pub use error::{EncodeError, ParseError, ParseErrorKind, ValueError};
 pub use option::{OptionFormat, OptionInfo, OptionNumber};
 #[cfg(feature = "alloc")]

@@ -48,14 +48,15 @@
 //!   an IP host does go into Uri-Host, its value is the RFC 5952 text
 //!   (`[2001:db8::1]`, brackets included), the normal form of §6.3. IPv6 zone
 //!   identifiers (RFC 6874) and IPvFuture literals are rejected.
-//! - **Dot-segments.** Only the literal segments `.` and `..` are removed
-//!   (RFC 3986 §5.2.4 runs on the still-encoded path, §6.4 step 2), so
-//!   `%2E%2E` yields a Uri-Path of `..`. [`write_uri`] therefore writes a
-//!   Uri-Path of `.` or `..` as `%2E` or `%2E%2E`; the literal text of §6.5
-//!   step 6 would produce a URI that decomposes differently.
-//! - **Empty paths.** A path of `` or `/` gives no Uri-Path (§6.4 step 8),
+//! - **Dot-segments.** Percent-encoded dots count: `%2E` is `.` (RFC 3986
+//!   §2.3, §6.2.2.2), so `/a/%2E%2E` resolves like `/a/..` (§6.4 step 2).
+//!   This is what keeps every Uri-Path value from being `.` or `..`, which
+//!   §5.10.1 forbids. For the same reason [`write_uri`] refuses such a
+//!   Uri-Path: no URI decomposes into it.
+//! - **Empty paths.** An empty path or `/` gives no Uri-Path (§6.4 step 8),
 //!   also when it is what remains after removing dot-segments (`/a/..`). A
-//!   trailing slash gives a final empty Uri-Path (`/a/` is `a`, ``). In the
+//!   trailing slash gives a final empty Uri-Path (`/a/` gives `a` and an
+//!   empty value). In the
 //!   other direction, a single empty Uri-Path composes to `/`, the same URI
 //!   as no Uri-Path: a CoAP URI cannot tell them apart.
 //! - **Queries.** `?` with nothing after it is a query with one empty
@@ -63,6 +64,13 @@
 //!   on `&`). RFC 7252 Appendix B percent-encodes `/` in its last example;
 //!   this crate follows the normative §6.5 step 8, which leaves `/` and `?`
 //!   as they are. Both spellings decompose into the same options.
+//! - **Composing hosts.** §6.5 step 2 percent-encodes only non-ASCII
+//!   characters of Uri-Host and fails if the result is not a reg-name.
+//!   [`write_uri`] percent-encodes every character outside the reg-name set
+//!   instead (a Uri-Host of `a b` becomes `a%20b`, which decomposes back into
+//!   `a b`), and fails only for values no URI host can carry: empty, over
+//!   255 bytes, not UTF-8, or bracketed but not an IPv6 address. It writes
+//!   hosts in lowercase.
 //! - **Limits.** Every decoded host, path segment and query argument must be
 //!   valid UTF-8 and at most 255 bytes (the option lengths of §5.10.1), also
 //!   a segment that dot-segment removal would drop.
@@ -362,7 +370,7 @@ pub enum ComposeError {
     /// The Uri-Port value is not a uint below 65536.
     InvalidPort,
     /// A Uri-Path or Uri-Query value that is not UTF-8 or is longer than 255
-    /// bytes (§5.10.1).
+    /// bytes, or a Uri-Path of `.` or `..` (§5.10.1).
     InvalidValue {
         /// The option's number.
         number: OptionNumber,
@@ -861,8 +869,8 @@ impl<'a> Uri<'a> {
     /// Parses and validates an absolute CoAP URI.
     ///
     /// Checks, in order of appearance: an absolute URI (RFC 7252 §6.4,
-    /// step 1) with a supported scheme, case-insensitive (step 3, RFC 8323 §8.6);
-    /// an authority with a non-empty host and no userinfo (§6.1); an
+    /// step 1) with a supported scheme, case-insensitive (step 3, RFC 8323
+    /// §8.6); an authority with a non-empty host and no userinfo (§6.1); an
     /// IP-literal that is a plain IPv6 address; a port of at most 65535
     /// (empty means the default); only the characters RFC 3986 allows in each
     /// component, with valid percent-escapes; every decoded host, path
@@ -901,11 +909,11 @@ impl<'a> Uri<'a> {
             return err(UriErrorKind::UserInfo, auth_start + at);
         }
         let (host_raw, port) = split_host_port(authority, auth_start)?;
+        let host = check_host(host_raw, auth_start)?;
         let port = match port {
             Some((p, at)) => parse_port(p, at, scheme.default_port())?,
             None => scheme.default_port(),
         };
-        let host = check_host(host_raw, auth_start)?;
 
         // path-abempty: empty or starting with '/', since the authority
         // ended at '/', '?', '#' or the end.
@@ -914,7 +922,7 @@ impl<'a> Uri<'a> {
         let mut dot_dots = 0;
         if let Some(segments) = path.strip_prefix('/') {
             check_items(segments, offset_of(segments), '/', is_pchar, |seg| {
-                if seg == ".." {
+                if dot_segment(seg) == Some(Dot::Two) {
                     dot_dots += 1;
                 }
             })?;
@@ -1148,10 +1156,12 @@ enum Stage {
 
 /// Iterator over the options of a URI; see [`Uri::options`].
 ///
-/// Removing dot-segments without allocating costs a rescan of the path for
-/// segments that a later `..` might remove: the whole walk is linear for a
-/// path without `..`, and at most quadratic in the number of segments
-/// otherwise.
+/// Removing dot-segments without allocating costs a partial rescan of the
+/// path for each segment that a later `..` might remove. The whole walk is
+/// linear in the URI length for a path without `..`; with `d` of them it is
+/// at most `O(n * (d + 1))` for `n` segments (tens of milliseconds for a
+/// 4 KiB path built to be slow). Bound the length of untrusted URIs; a
+/// Proxy-Uri is at most 1034 bytes (RFC 7252 §5.10.2).
 ///
 /// ```
 /// # use coap_proto::message::uri::Uri;
@@ -1173,6 +1183,26 @@ pub struct UriOptions<'a> {
     pending: Option<&'a str>,
     /// The query arguments not yet yielded.
     query: Option<&'a str>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dot {
+    One,
+    Two,
+}
+
+/// Whether a raw path segment is `.` or `..`, also when percent-encoded
+/// (`%2E` is `.`, RFC 3986 §2.3 and §6.2.2.2).
+fn dot_segment(raw: &str) -> Option<Dot> {
+    if raw.len() > 6 {
+        return None;
+    }
+    let mut d = Decoded::new(raw);
+    match (d.next(), d.next(), d.next()) {
+        (Some(b'.'), None, _) => Some(Dot::One),
+        (Some(b'.'), Some(b'.'), None) => Some(Dot::Two),
+        _ => None,
+    }
 }
 
 /// Splits the first segment off a path that is empty or starts with '/'.
@@ -1206,8 +1236,9 @@ impl<'a> UriOptions<'a> {
             let Some((seg, after)) = split_segment(rest) else {
                 break;
             };
-            let dot = seg == ".";
-            let dot_dot = seg == "..";
+            let kind = dot_segment(seg);
+            let dot = kind == Some(Dot::One);
+            let dot_dot = kind == Some(Dot::Two);
             rest = if (dot || dot_dot) && after.is_empty() {
                 "/"
             } else {
@@ -1395,9 +1426,9 @@ fn write_authority<W: fmt::Write + ?Sized>(
 /// The result is in the normal form of §6.3: lowercase host, IP addresses
 /// in RFC 5952 form, no default port, `/` for an empty path, uppercase
 /// percent-encoding of exactly the characters §6.5 steps 6 and 8 require,
-/// plus a Uri-Path of `.` or `..` written as `%2E` or `%2E%2E` so that the
-/// URI decomposes into the same options. A Uri-Host value outside the
-/// reg-name characters is percent-encoded rather than refused.
+/// A Uri-Host value outside the reg-name characters is percent-encoded
+/// rather than refused. A Uri-Path of `.` or `..` (forbidden by §5.10.1) is
+/// refused, since no URI decomposes into it.
 ///
 /// On error, `out` may hold part of a URI.
 ///
@@ -1465,6 +1496,7 @@ pub fn write_uri<'o, W: fmt::Write + ?Sized>(
                 let text = core::str::from_utf8(opt.value)
                     .ok()
                     .filter(|t| t.len() <= MAX_VALUE_LEN)
+                    .filter(|t| number != OptionNumber::URI_PATH || !matches!(*t, "." | ".."))
                     .ok_or(ComposeError::InvalidValue { number })?;
                 if !authority_done {
                     let p = port.unwrap_or(destination_port);
@@ -1474,11 +1506,7 @@ pub fn write_uri<'o, W: fmt::Write + ?Sized>(
                 if number == OptionNumber::URI_PATH {
                     // §6.5 step 6.
                     out.write_char('/')?;
-                    match text {
-                        "." => out.write_str("%2E")?,
-                        ".." => out.write_str("%2E%2E")?,
-                        _ => write_encoded(out, text, is_pchar)?,
-                    }
+                    write_encoded(out, text, is_pchar)?;
                     path_written = true;
                 } else {
                     // §6.5 steps 7-8.
