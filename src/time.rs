@@ -196,15 +196,24 @@ impl Clock {
         Instant::ZERO.saturating_add(t.saturating_duration_since(self.base))
     }
 
-    /// Converts back to a std instant, for socket timeouts.
+    /// Converts back to a std instant, for socket timeouts. An instant too
+    /// far in the future for the platform's clock saturates to the latest
+    /// representable one (never a panic).
     ///
     /// ```
     /// # use coap_proto::{Instant, time::Clock};
     /// let base = std::time::Instant::now();
     /// assert_eq!(Clock::new(base).to_std(Instant::ZERO), base);
+    /// assert!(Clock::new(base).to_std(Instant::MAX) > base);
     /// ```
     #[must_use]
     pub fn to_std(&self, t: Instant) -> std::time::Instant {
-        self.base + t.since_epoch()
+        let mut d = t.since_epoch();
+        loop {
+            if let Some(at) = self.base.checked_add(d) {
+                return at;
+            }
+            d /= 2;
+        }
     }
 }

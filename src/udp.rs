@@ -165,13 +165,24 @@ pub(crate) fn request_event(
     }
 }
 
+/// Datagrams per socket call. With the `batch` feature on Linux, one
+/// `recvmmsg` takes up to this many queued datagrams and one `sendmmsg` sends
+/// up to this many; otherwise every datagram is one `recv_from`/`send_to`.
+#[cfg(all(feature = "batch", target_os = "linux"))]
+const BATCH: usize = 32;
+#[cfg(not(all(feature = "batch", target_os = "linux")))]
+const BATCH: usize = 1;
+
 /// An [`Endpoint`] bound to a UDP socket, with a clock and buffers.
 pub struct UdpEndpoint {
     socket: UdpSocket,
     endpoint: Endpoint<SocketAddr>,
     clock: Clock,
-    rx: Vec<u8>,
-    tx: Vec<u8>,
+    /// `BATCH` receive buffers.
+    rx: Vec<Vec<u8>>,
+    /// `BATCH` send buffers, and where and how long each datagram is.
+    tx: Vec<Vec<u8>>,
+    tx_meta: Vec<(SocketAddr, usize)>,
     read_timeout: Option<Duration>,
     trace: Option<Trace>,
 }
@@ -213,8 +224,9 @@ impl UdpEndpoint {
             socket,
             endpoint: Endpoint::new(config, seed),
             clock: Clock::new(std::time::Instant::now()),
-            rx: std::vec![0; size],
-            tx: std::vec![0; size],
+            rx: std::vec![std::vec![0; size]; BATCH],
+            tx: std::vec![std::vec![0; size]; BATCH],
+            tx_meta: Vec::with_capacity(BATCH),
             read_timeout: None,
             trace: None,
         }
@@ -307,32 +319,85 @@ impl UdpEndpoint {
         self.socket.join_multicast_v6(group, interface)
     }
 
-    /// Sends every queued datagram.
+    /// Sends every queued datagram, up to `BATCH` per socket call.
     fn flush(&mut self) -> io::Result<()> {
         loop {
-            match self.endpoint.poll_transmit(&mut self.tx) {
-                Ok(Some(t)) => {
-                    let Some(bytes) = self.tx.get(..t.len) else {
-                        continue;
-                    };
-                    if let Some(trace) = self.trace.as_mut() {
-                        trace(Direction::Out, t.to, bytes);
+            self.tx_meta.clear();
+            while let Some(buf) = self.tx.get_mut(self.tx_meta.len()) {
+                match self.endpoint.poll_transmit(buf) {
+                    Ok(Some(t)) => {
+                        if let Some(trace) = self.trace.as_mut() {
+                            trace(Direction::Out, t.to, buf.get(..t.len).unwrap_or_default());
+                        }
+                        self.tx_meta.push((t.to, t.len));
                     }
-                    match self.socket.send_to(bytes, t.to) {
-                        Ok(_) => {}
-                        // A full socket buffer or an unreachable peer is like
-                        // a lost datagram: retransmission handles it.
-                        Err(e) if is_lost_send(&e) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(None) => return Ok(()),
-                Err(e) => {
+                    Ok(None) => break,
                     // Only possible if a datagram exceeds our buffer; grow it.
-                    self.tx.resize(e.required, 0);
+                    Err(e) => buf.resize(e.required, 0),
                 }
             }
+            let full = self.tx_meta.len() == BATCH;
+            self.send_queued()?;
+            if !full {
+                return Ok(());
+            }
         }
+    }
+
+    /// Sends the datagrams in `tx`/`tx_meta`. A full socket buffer or an
+    /// unreachable peer is like a lost datagram: retransmission handles it.
+    #[cfg(not(all(feature = "batch", target_os = "linux")))]
+    fn send_queued(&mut self) -> io::Result<()> {
+        for (buf, &(to, len)) in self.tx.iter().zip(&self.tx_meta) {
+            match self.socket.send_to(buf.get(..len).unwrap_or_default(), to) {
+                Ok(_) => {}
+                Err(e) if is_lost_send(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the datagrams in `tx`/`tx_meta` with `sendmmsg`.
+    #[cfg(all(feature = "batch", target_os = "linux"))]
+    fn send_queued(&mut self) -> io::Result<()> {
+        mmsg::send(&self.socket, &self.tx, &self.tx_meta)
+    }
+
+    /// Waits for a datagram (the read timeout applies) and feeds it to the
+    /// endpoint.
+    #[cfg(not(all(feature = "batch", target_os = "linux")))]
+    fn recv(&mut self) -> io::Result<()> {
+        let Some(buf) = self.rx.first_mut() else {
+            return Ok(());
+        };
+        let (n, from) = self.socket.recv_from(buf)?;
+        let now = self.clock.to_instant(std::time::Instant::now());
+        let bytes = buf.get(..n).unwrap_or_default();
+        if let Some(trace) = self.trace.as_mut() {
+            trace(Direction::In, from, bytes);
+        }
+        self.endpoint.handle_datagram(now, from, bytes);
+        Ok(())
+    }
+
+    /// Waits for a datagram (the read timeout applies), takes every other
+    /// one already queued (up to `BATCH`, one `recvmmsg`), and feeds them to
+    /// the endpoint.
+    #[cfg(all(feature = "batch", target_os = "linux"))]
+    fn recv(&mut self) -> io::Result<()> {
+        let mut got = [(0, None); BATCH];
+        let n = mmsg::recv(&self.socket, &mut self.rx, &mut got)?;
+        let now = self.clock.to_instant(std::time::Instant::now());
+        for (buf, (len, from)) in self.rx.iter().zip(got.into_iter().take(n)) {
+            let Some(from) = from else { continue };
+            let bytes = buf.get(..len).unwrap_or_default();
+            if let Some(trace) = self.trace.as_mut() {
+                trace(Direction::In, from, bytes);
+            }
+            self.endpoint.handle_datagram(now, from, bytes);
+        }
+        Ok(())
     }
 
     /// One turn of the loop: waits for a datagram or the next timer (at most
@@ -368,19 +433,15 @@ impl UdpEndpoint {
                 self.socket.set_read_timeout(timeout)?;
                 self.read_timeout = timeout;
             }
-            match self.socket.recv_from(&mut self.rx) {
-                Ok((n, from)) => {
-                    let now = self.now();
-                    let bytes = self.rx.get(..n).unwrap_or_default();
-                    if let Some(trace) = self.trace.as_mut() {
-                        trace(Direction::In, from, bytes);
-                    }
-                    self.endpoint.handle_datagram(now, from, bytes);
-                }
+            match self.recv() {
+                Ok(()) => {}
+                // A timeout, or a signal (EINTR: a debugger attaching, ...).
                 Err(e)
                     if matches!(
                         e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        io::ErrorKind::WouldBlock
+                            | io::ErrorKind::TimedOut
+                            | io::ErrorKind::Interrupted
                     ) =>
                 {
                     self.endpoint.handle_timeout(self.now());
@@ -414,7 +475,7 @@ impl UdpEndpoint {
     ) -> io::Result<()> {
         loop {
             self.turn(None, |ep, now, event| {
-                serve_event(ep, now, event, &mut handler)
+                serve_event(ep, now, event, &mut handler);
             })?;
         }
     }
@@ -439,7 +500,7 @@ impl UdpEndpoint {
     ) -> io::Result<()> {
         while !stop.load(Ordering::Relaxed) {
             self.turn(Some(STOP_POLL), |ep, now, event| {
-                serve_event(ep, now, event, &mut handler)
+                serve_event(ep, now, event, &mut handler);
             })?;
         }
         self.flush()
@@ -523,5 +584,92 @@ impl UdpEndpoint {
             Outcome::Reset => Ok(Some(start.elapsed())),
             _ => Ok(None),
         }
+    }
+}
+
+/// Batched socket calls (`recvmmsg`/`sendmmsg`) through the `nix` crate.
+#[cfg(all(feature = "batch", target_os = "linux"))]
+mod mmsg {
+    use std::io::{self, IoSlice, IoSliceMut};
+    use std::net::SocketAddr;
+    use std::net::UdpSocket;
+    use std::os::fd::AsRawFd;
+    use std::vec::Vec;
+
+    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+
+    fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
+        if let Some(v4) = a.as_sockaddr_in() {
+            return Some(SocketAddr::V4((*v4).into()));
+        }
+        a.as_sockaddr_in6().map(|v6| SocketAddr::V6((*v6).into()))
+    }
+
+    /// Blocks (subject to the socket's read timeout) until a datagram
+    /// arrives, then also takes those already queued, one per buffer.
+    /// `got[i]` is the length and sender of the datagram in `bufs[i]`.
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        bufs: &mut [Vec<u8>],
+        got: &mut [(usize, Option<SocketAddr>)],
+    ) -> io::Result<usize> {
+        // Allocated per call: the headers hold raw pointers, which would
+        // make `UdpEndpoint` neither `Send` nor `Sync`.
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(bufs.len(), None);
+        let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+            bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+        let results = recvmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            iovs.iter_mut(),
+            MsgFlags::MSG_WAITFORONE,
+            None,
+        )?;
+        let mut n = 0;
+        for (r, slot) in results.zip(got.iter_mut()) {
+            *slot = (r.bytes, r.address.as_ref().and_then(to_std));
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Sends `meta.len()` datagrams (`meta[i]`: destination and length of
+    /// `bufs[i]`). A datagram that cannot be sent for a reason that is like
+    /// a loss is skipped.
+    pub(super) fn send(
+        socket: &UdpSocket,
+        bufs: &[Vec<u8>],
+        meta: &[(SocketAddr, usize)],
+    ) -> io::Result<()> {
+        if meta.is_empty() {
+            return Ok(());
+        }
+        let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(meta.len(), None);
+        let addrs: Vec<Option<SockaddrStorage>> = meta
+            .iter()
+            .map(|(to, _)| Some(SockaddrStorage::from(*to)))
+            .collect();
+        let iovs: Vec<[IoSlice<'_>; 1]> = bufs
+            .iter()
+            .zip(meta)
+            .map(|(b, (_, len))| [IoSlice::new(b.get(..*len).unwrap_or_default())])
+            .collect();
+        let mut sent = 0;
+        while sent < meta.len() {
+            let (Some(iov), Some(to)) = (iovs.get(sent..), addrs.get(sent..)) else {
+                break;
+            };
+            match sendmmsg(socket.as_raw_fd(), &mut headers, iov, to, [], MsgFlags::empty()) {
+                Ok(done) => sent += done.count().max(1),
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    if !super::is_lost_send(&e) {
+                        return Err(e);
+                    }
+                    sent += 1;
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -3,5 +3,7 @@
 #![allow(missing_docs, clippy::missing_panics_doc)]
 
 pub mod fuzz;
+pub mod fuzz_endpoint;
 pub mod fuzz_link;
 pub mod fuzz_uri;
+pub mod sim;

@@ -161,32 +161,47 @@ pub struct Config {
     /// 1152). Costs nothing until used; bounds every buffer below.
     pub max_message_size: usize,
     /// Open client requests (sent or queued) at once. Each costs about
-    /// `EXCHANGE_BYTES + max_message_size` (the retained datagram).
+    /// `EXCHANGE_BYTES + max_message_size` (the retained datagram). A
+    /// request keeps its slot until its final event is polled. When full,
+    /// `request` and `ping` return `Error::NoCapacity`.
     pub max_requests: usize,
     /// Incoming requests the application has not answered yet. Each costs
     /// `PENDING_BYTES`. When full, a new CON request gets 5.03 Service
     /// Unavailable with Max-Age [`Config::busy_max_age`]; a NON is dropped.
+    /// An entry the application never answers is dropped after
+    /// EXCHANGE_LIFETIME (counted in `Stats::pending_expired`).
     pub max_pending: usize,
-    /// Outgoing separate responses awaiting their ACK (retransmitted). Each
-    /// costs `EXCHANGE_BYTES + max_message_size`.
+    /// Outgoing separate CON responses awaiting their ACK (retransmitted)
+    /// and multicast answers waiting out their Leisure. Each costs
+    /// `EXCHANGE_BYTES + max_message_size`, and keeps its slot until its
+    /// outcome event is polled. When full, `respond` returns
+    /// `Error::NoCapacity` and the request stays pending.
     pub max_separate: usize,
     /// Entries in the deduplication cache (RFC 7252 §4.5). Each costs
-    /// `DEDUP_BYTES` plus the cached response (at most `max_message_size`).
-    /// When full, the oldest entry is evicted.
+    /// `DEDUP_BYTES` plus the cached reply (its length; an empty ACK costs
+    /// nothing). When full, the oldest entry is evicted (counted in
+    /// `Stats::dedup_evictions`).
     pub max_dedup: usize,
-    /// Total bytes of responses kept in the deduplication cache. When over,
+    /// Total bytes of replies kept in the deduplication cache. When over,
     /// the oldest entries are evicted.
     pub max_dedup_bytes: usize,
     /// Peers with per-peer state (MID history, congestion control). Each
-    /// costs `PEER_BYTES`. Only peers *we* send CON/NON messages to get an
-    /// entry, so spoofed requests cannot fill it.
+    /// costs `PEER_BYTES`. Only peers *we* send requests or pings to get an
+    /// entry (answers to other peers take their MIDs from a few shared,
+    /// fixed-size MID spaces), so spoofed requests cannot fill it. When
+    /// full, `request` and `ping` to a new peer return `Error::NoCapacity`;
+    /// entries go EXCHANGE_LIFETIME after their last use.
     pub max_peers: usize,
-    /// Datagrams waiting in the transmit queue. When full, new datagrams that
-    /// can be regenerated (retransmissions) are deferred and others dropped
-    /// and counted.
+    /// Datagrams waiting in the transmit queue, each `QUEUED_BYTES +
+    /// max_message_size`. When full, new datagrams are dropped and counted
+    /// in `Stats::transmit_drops` (a dropped CON goes out again on its
+    /// retransmission).
     pub max_transmit_queue: usize,
-    /// Events waiting for [`poll_event`](super::Endpoint::poll_event). When
-    /// full, incoming requests are answered 5.03 (CON) or dropped (NON).
+    /// Events waiting for [`poll_event`](super::Endpoint::poll_event), each
+    /// `QUEUED_BYTES` plus its message. When full, incoming requests are
+    /// answered 5.03 (CON) or dropped (NON), and further multicast
+    /// responses are dropped; final events of requests are never dropped
+    /// (they hold a `max_requests` slot instead).
     pub max_events: usize,
     /// Delay before an unanswered CON request gets an empty ACK, turning the
     /// answer into a separate response (RFC 7252 §5.2.2). `None` never sends
@@ -232,20 +247,38 @@ impl Default for Config {
     }
 }
 
-/// Approximate bookkeeping bytes per outgoing exchange (request or separate
-/// response), excluding the retained datagram.
-pub const EXCHANGE_BYTES: usize = 160;
-/// Approximate bytes per pending (unanswered) incoming request.
-pub const PENDING_BYTES: usize = 96;
-/// Approximate bookkeeping bytes per deduplication entry, excluding the
-/// cached response.
-pub const DEDUP_BYTES: usize = 96;
-/// Approximate bytes per peer entry.
-pub const PEER_BYTES: usize = 224;
+// The per-entry costs below are heap bytes measured with a counting
+// allocator (tests/endpoint_bounds.rs) for addresses of up to 32 bytes
+// (`SocketAddr`), including the index maps, timers and B-tree node slack
+// (nodes are about half full in the worst case), plus about 20 % margin.
+
+/// Heap bytes per outgoing exchange (request, separate response or delayed
+/// multicast answer), excluding the retained datagram (`max_message_size`).
+/// Measured: 509 with `SocketAddr`, 347 with `u32`.
+pub const EXCHANGE_BYTES: usize = 600;
+/// Heap bytes per pending (unanswered) incoming request, excluding its
+/// deduplication entry. Measured: about 245.
+pub const PENDING_BYTES: usize = 320;
+/// Heap bytes per deduplication entry, excluding the cached reply (counted
+/// by its length against `max_dedup_bytes`). Measured: about 196.
+pub const DEDUP_BYTES: usize = 240;
+/// Heap bytes per peer entry (MID history, congestion state, indexes).
+/// Measured: 865 with `SocketAddr`.
+pub const PEER_BYTES: usize = 1024;
+/// Heap bytes per queued datagram or event, excluding its buffer
+/// (`max_message_size`): the queue slot, counted twice for the queue's
+/// growth. Measured: about 104 per event slot with `SocketAddr`.
+pub const QUEUED_BYTES: usize = 224;
+/// Spare buffers of `max_message_size` kept for reuse.
+pub(crate) const POOL_BUFFERS: usize = 64;
 
 impl Config {
     /// An upper bound on the endpoint's heap use with this configuration,
-    /// from the per-entry costs documented on each field.
+    /// from the per-entry costs documented on each field, for any input
+    /// and any order of calls. The event queue holds at most `max_events`
+    /// requests and multicast responses, plus the final events of requests
+    /// and separate responses, which keep their `max_requests` /
+    /// `max_separate` slot until polled.
     ///
     /// ```
     /// # use coap_proto::endpoint::Config;
@@ -255,13 +288,21 @@ impl Config {
     /// ```
     #[must_use]
     pub fn memory_bound(&self) -> usize {
-        let msg = self.max_message_size;
-        let queued = self.max_transmit_queue + self.max_events;
+        let msg = self.max_message_size.max(16);
+        // Events carrying a message: requests and multicast responses (at
+        // most max_events) and unicast responses (one per request slot).
+        let events_with_buffer = self.max_events + self.max_requests;
+        // Events without one: Acknowledged and final request events, and
+        // separate-response outcomes.
+        let events_plain = 2 * self.max_requests + self.max_separate;
         (self.max_requests + self.max_separate) * (EXCHANGE_BYTES + msg)
             + self.max_pending * PENDING_BYTES
             + self.max_dedup * DEDUP_BYTES
             + self.max_dedup_bytes
             + self.max_peers * PEER_BYTES
-            + queued * (64 + msg)
+            + self.max_transmit_queue * (QUEUED_BYTES + msg)
+            + events_with_buffer * (QUEUED_BYTES + msg)
+            + events_plain * QUEUED_BYTES
+            + POOL_BUFFERS * msg
     }
 }

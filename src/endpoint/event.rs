@@ -107,6 +107,11 @@ impl OwnedMessage {
         }
     }
 
+    /// The heap bytes the message holds (for `Endpoint::memory_usage`).
+    pub(crate) fn capacity(&self) -> usize {
+        self.bytes.capacity()
+    }
+
     /// The message view (validated when it was received).
     ///
     /// ```

@@ -81,8 +81,10 @@ use core::fmt;
 use core::time::Duration;
 
 pub use config::{
-    Config, DEDUP_BYTES, EXCHANGE_BYTES, PEER_BYTES, PENDING_BYTES, TransmissionParameters,
+    Config, DEDUP_BYTES, EXCHANGE_BYTES, PEER_BYTES, PENDING_BYTES, QUEUED_BYTES,
+    TransmissionParameters,
 };
+use config::POOL_BUFFERS;
 pub use event::{Event, IncomingRequest, OwnedMessage, RequestId, Response, ResponseHandle};
 
 use crate::message::{
@@ -271,6 +273,9 @@ pub struct Stats {
     /// Messages that could not be sent because the MID space towards a peer
     /// was exhausted.
     pub mid_exhausted: u64,
+    /// Incoming requests dropped unanswered after EXCHANGE_LIFETIME (the
+    /// application never called `respond`).
+    pub pending_expired: u64,
 }
 
 /// A token, stored inline.
@@ -364,15 +369,20 @@ struct Pending<A> {
     /// An empty ACK was sent: the answer is a separate response.
     acked: bool,
     ack_deadline: Option<Instant>,
+    /// When the entry is dropped if the application never answers.
+    expires: Instant,
 }
 
 #[derive(Debug)]
 enum DedupState {
     /// Delivered to the application, not answered yet.
     Pending,
-    /// The reply to replay for a duplicate (ACK, piggybacked response or
-    /// RST), or nothing (NON).
+    /// The reply to replay for a duplicate (piggybacked response, 4.02),
+    /// or nothing (NON). Held in an allocation of exactly its length, so
+    /// that `max_dedup_bytes` bounds the real memory.
     Done(Option<Vec<u8>>),
+    /// An empty ACK was the reply: regenerated from the MID, nothing held.
+    EmptyAck,
 }
 
 #[derive(Debug)]
@@ -382,13 +392,72 @@ struct DedupEntry {
     state: DedupState,
 }
 
+/// A sequence of message IDs (RFC 7252 §4.4): sequential from a random
+/// start; a block of 4096 MIDs is entered again only once EXCHANGE_LIFETIME
+/// has passed since any MID in it was last used, so no MID is reused too
+/// early (at the price of at most one block left unused per cycle).
+#[derive(Clone, Copy, Debug)]
+struct MidSpace {
+    next: u16,
+    /// Last use of each block of 4096 MIDs.
+    blocks: [Option<Instant>; 16],
+}
+
+impl MidSpace {
+    fn new(start: u16) -> Self {
+        Self {
+            next: start,
+            blocks: [None; 16],
+        }
+    }
+
+    /// When the next MID may be used, if not now.
+    fn blocked_until(&self, now: Instant, lifetime: Duration) -> Option<Instant> {
+        if self.next.trailing_zeros() < 12 {
+            return None; // inside a block entered before: its check passed
+        }
+        let last = (*self.blocks.get(usize::from(self.next >> 12))?)?;
+        let free = last + lifetime;
+        (now < free).then_some(free)
+    }
+
+    /// Takes the next MID; the caller checked `blocked_until` first.
+    fn take(&mut self, now: Instant) -> u16 {
+        let mid = self.next;
+        if let Some(slot) = self.blocks.get_mut(usize::from(mid >> 12)) {
+            *slot = Some(now);
+        }
+        self.next = mid.wrapping_add(1);
+        mid
+    }
+}
+
+/// MID spaces shared by the peers that have no [`Peer`] entry (those we
+/// only answer: NON and separate responses). A peer always maps to the same
+/// space (a keyed hash of its address), so MIDs towards it stay unique
+/// within EXCHANGE_LIFETIME without per-peer state that spoofed sources
+/// could fill. A new `Peer` entry starts as a copy of its space, which
+/// carries that history over.
+const SHARED_MID_SPACES: usize = 16;
+
+/// Keyed FNV-1a over an address's `Debug` text (the `Address` trait asks
+/// for no `Hash`); the key comes from the seed so that off-path senders
+/// cannot aim at one shared MID space.
+struct KeyedHasher(u64);
+
+impl fmt::Write for KeyedHasher {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(())
+    }
+}
+
 /// Per-peer state: MID history (RFC 7252 §4.4) and congestion control (§4.7).
 #[derive(Debug)]
 struct Peer {
-    next_mid: u16,
-    /// Last use of each block of 4096 MIDs; a block is entered again only
-    /// once EXCHANGE_LIFETIME has passed since then.
-    mid_blocks: [Option<Instant>; 16],
+    mids: MidSpace,
     last_mid_use: Instant,
     outstanding: u16,
     queue: VecDeque<u64>,
@@ -399,11 +468,21 @@ struct Peer {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Timer {
+    /// An unanswered incoming request reaches EXCHANGE_LIFETIME.
+    Pending(u64),
     Request(u64),
     Separate(u64),
     AckDelay(u64),
     Delayed(u64),
     Peer(u64),
+}
+
+/// Which table slot a queued event keeps until it is polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Hold {
+    Nothing,
+    Request,
+    Separate,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -418,7 +497,7 @@ const TIMER_BUDGET: usize = 1024;
 /// Expired dedup entries removed per call.
 const EXPIRY_BUDGET: usize = 256;
 /// Spare buffers kept for reuse.
-const POOL_MAX: usize = 64;
+const POOL_MAX: usize = POOL_BUFFERS;
 
 /// The sans-IO CoAP endpoint; see the [module docs](self) for the call
 /// contract.
@@ -446,12 +525,20 @@ pub struct Endpoint<A: Address> {
     dedup_seq: u64,
 
     peers: BTreeMap<A, Peer>,
+    shared_mids: [MidSpace; SHARED_MID_SPACES],
+    mid_key: u64,
     peer_ids: BTreeMap<u64, A>,
     peer_id_of: BTreeMap<A, u64>,
 
     timers: BTreeSet<(Instant, Timer)>,
     transmits: VecDeque<(A, Vec<u8>)>,
-    events: VecDeque<Event<A>>,
+    events: VecDeque<(Event<A>, Hold)>,
+    /// Final request events (and separate-response outcomes) still queued:
+    /// they keep their slot in `max_requests` (`max_separate`) until
+    /// polled, so that the event queue stays bounded even when the
+    /// application issues commands without polling events.
+    held_requests: usize,
+    held_separate: usize,
     pool: Vec<Vec<u8>>,
 }
 
@@ -524,6 +611,11 @@ impl<A: Address> Endpoint<A> {
         let mut config = config;
         config.token_len = config.token_len.clamp(1, MAX_TOKEN_LEN as u8);
         config.max_message_size = config.max_message_size.max(16);
+        // A side stream, so that the main one (tokens, timeouts) is the same
+        // whatever the shared MID spaces draw.
+        let mut side = Rng::new(seed ^ 0x6d69_6473_7061_6365);
+        let mid_key = side.next_u64();
+        let shared_mids = core::array::from_fn(|_| MidSpace::new((side.next_u64() & 0xffff) as u16));
         Self {
             config,
             rng: Rng::new(seed),
@@ -542,11 +634,15 @@ impl<A: Address> Endpoint<A> {
             dedup_bytes: 0,
             dedup_seq: 0,
             peers: BTreeMap::new(),
+            shared_mids,
+            mid_key,
             peer_ids: BTreeMap::new(),
             peer_id_of: BTreeMap::new(),
             timers: BTreeSet::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            held_requests: 0,
+            held_separate: 0,
             pool: Vec::new(),
         }
     }
@@ -601,8 +697,9 @@ impl<A: Address> Endpoint<A> {
     }
 
     /// An estimate of the heap bytes held now, from the per-entry costs in
-    /// [`Config`] and the retained buffers. Never above
-    /// [`Config::memory_bound`].
+    /// [`Config`] and the capacities of the retained buffers. Never above
+    /// [`Config::memory_bound`]. Walks the tables: O(entries), for
+    /// monitoring and tests.
     ///
     /// ```
     /// # use coap_proto::endpoint::{Config, Endpoint};
@@ -612,17 +709,23 @@ impl<A: Address> Endpoint<A> {
     #[must_use]
     pub fn memory_usage(&self) -> usize {
         let t = self.tables();
+        let event_buffer = |e: &(Event<A>, Hold)| match &e.0 {
+            Event::Request(r) => r.message.capacity(),
+            Event::Response(r) => r.message.capacity(),
+            _ => 0,
+        };
         let retained: usize = self.requests.values().map(|r| r.datagram.capacity()).sum::<usize>()
             + self.separate.values().map(|s| s.datagram.capacity()).sum::<usize>()
             + self.delayed.values().map(|d| d.1.capacity()).sum::<usize>()
-            + self.transmits.iter().map(|t| 64 + t.1.capacity()).sum::<usize>()
-            + self.events.len() * 64
+            + self.transmits.iter().map(|t| t.1.capacity()).sum::<usize>()
+            + self.events.iter().map(event_buffer).sum::<usize>()
             + self.pool.iter().map(Vec::capacity).sum::<usize>();
         (t.requests + t.separate) * EXCHANGE_BYTES
             + t.pending * PENDING_BYTES
             + t.dedup * DEDUP_BYTES
             + t.dedup_bytes
             + t.peers * PEER_BYTES
+            + (t.transmits + t.events) * QUEUED_BYTES
             + retained
     }
 
@@ -674,7 +777,10 @@ impl<A: Address> Endpoint<A> {
     /// ep.recycle(Vec::with_capacity(1152));
     /// ```
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.pool.len() < POOL_MAX && buf.capacity() <= 2 * self.config.max_message_size {
+        // Only buffers of exactly max_message_size: every buffer the
+        // endpoint holds then has that capacity (none ever grows past it),
+        // which is what Config::memory_bound counts.
+        if self.pool.len() < POOL_MAX && buf.capacity() == self.config.max_message_size {
             buf.clear();
             self.pool.push(buf);
         }
@@ -778,7 +884,22 @@ impl<A: Address> Endpoint<A> {
     /// ```
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event<A>> {
-        self.events.pop_front()
+        let (event, hold) = self.events.pop_front()?;
+        match hold {
+            Hold::Nothing => {}
+            Hold::Request => self.held_requests = self.held_requests.saturating_sub(1),
+            Hold::Separate => self.held_separate = self.held_separate.saturating_sub(1),
+        }
+        Some(event)
+    }
+
+    fn push_event(&mut self, event: Event<A>, hold: Hold) {
+        match hold {
+            Hold::Nothing => {}
+            Hold::Request => self.held_requests += 1,
+            Hold::Separate => self.held_separate += 1,
+        }
+        self.events.push_back((event, hold));
     }
 
     /// When `handle_timeout` must be called next, if anything is scheduled.
@@ -850,6 +971,14 @@ impl<A: Address> Endpoint<A> {
                     }
                 }
                 Timer::Peer(pid) => self.peer_timer(now, pid),
+                Timer::Pending(h) => {
+                    // RFC 7252 §4.8.2: after EXCHANGE_LIFETIME no client
+                    // waits for this answer any more; free the slot.
+                    if self.pending.contains_key(&h) {
+                        self.drop_pending(h);
+                        self.stats.pending_expired += 1;
+                    }
+                }
             }
         }
     }
@@ -884,7 +1013,12 @@ impl<A: Address> Endpoint<A> {
             ReqState::Collecting => {
                 self.finish_request(now, id, Some(Event::MulticastDone(RequestId(id))));
             }
-            ReqState::Queued => {}
+            // First in line, held back by PROBING_RATE or the MID space
+            // (§4.7, §4.4) until now.
+            ReqState::Queued => {
+                let peer = req.peer;
+                self.pump_queue(now, peer);
+            }
         }
     }
 
@@ -905,7 +1039,7 @@ impl<A: Address> Endpoint<A> {
             self.stats.timeouts += 1;
             self.by_mid.remove(&(s.peer, s.mid));
             self.recycle(s.datagram);
-            self.events.push_back(Event::ResponseFailed(ResponseHandle(s.handle)));
+            self.push_event(Event::ResponseFailed(ResponseHandle(s.handle)), Hold::Separate);
         }
     }
 
@@ -938,13 +1072,17 @@ impl<A: Address> Endpoint<A> {
         if self.peers.len() >= self.config.max_peers {
             return Err(Error::NoCapacity);
         }
-        let next_mid = (self.rng.next_u64() & 0xffff) as u16;
+        // Continue the shared space this peer used so far (§4.4).
+        let mids = self
+            .shared_mids
+            .get(self.space_index(&peer))
+            .copied()
+            .unwrap_or(MidSpace::new(0));
         let pid = self.new_id();
         self.peers.insert(
             peer,
             Peer {
-                next_mid,
-                mid_blocks: [None; 16],
+                mids,
                 last_mid_use: now,
                 outstanding: 0,
                 queue: VecDeque::new(),
@@ -954,33 +1092,51 @@ impl<A: Address> Endpoint<A> {
         );
         self.peer_ids.insert(pid, peer);
         self.peer_id_of.insert(peer, pid);
+        // Armed at once, so that a peer entry created by a command that then
+        // fails (encoding error, ...) does not outlive EXCHANGE_LIFETIME.
+        self.schedule_peer_expiry(peer);
         Ok(())
     }
 
-    /// Allocates the next MID towards `peer` (RFC 7252 §4.4: sequential from
-    /// a random start, never reused within EXCHANGE_LIFETIME).
-    fn alloc_mid(&mut self, now: Instant, peer: A) -> Result<u16, Error> {
-        self.peer_entry(now, peer)?;
+    /// When the next MID towards an existing peer becomes usable, if not now
+    /// (RFC 7252 §4.4): entering a block of 4096 MIDs again waits until
+    /// EXCHANGE_LIFETIME has passed since any MID in it was last used.
+    fn mid_blocked_until(&self, now: Instant, peer: A) -> Option<Instant> {
         let lifetime = self.config.transmission.exchange_lifetime();
-        let Some(p) = self.peers.get_mut(&peer) else {
-            return Err(Error::NoCapacity);
+        self.peers.get(&peer)?.mids.blocked_until(now, lifetime)
+    }
+
+    /// Which shared MID space a peer without an entry uses.
+    fn space_index(&self, peer: &A) -> usize {
+        let mut h = KeyedHasher(self.mid_key);
+        let _ = fmt::write(&mut h, format_args!("{peer:?}"));
+        let mut z = h.0;
+        z ^= z >> 33;
+        z = z.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        z ^= z >> 33;
+        (z % SHARED_MID_SPACES as u64) as usize
+    }
+
+    /// Allocates the next MID towards `peer` (RFC 7252 §4.4: sequential from
+    /// a random start, never reused within EXCHANGE_LIFETIME): from the
+    /// peer's own space if it has an entry, else from its shared space. It
+    /// never creates a peer entry, so answering spoofed sources cannot fill
+    /// the peer table.
+    fn alloc_mid(&mut self, now: Instant, peer: A) -> Result<u16, Error> {
+        let lifetime = self.config.transmission.exchange_lifetime();
+        let index = self.space_index(&peer);
+        let space = match self.peers.get_mut(&peer) {
+            Some(p) => {
+                p.last_mid_use = now;
+                &mut p.mids
+            }
+            None => self.shared_mids.get_mut(index).ok_or(Error::NoCapacity)?,
         };
-        let mid = p.next_mid;
-        let block = usize::from(mid >> 12);
-        let slot = p.mid_blocks.get_mut(block).ok_or(Error::NoCapacity)?;
-        // Entering a block again: every MID in it was last used at or
-        // before its timestamp.
-        if mid.trailing_zeros() >= 12
-            && let Some(t) = *slot
-            && now < t + lifetime
-        {
+        if space.blocked_until(now, lifetime).is_some() {
             self.stats.mid_exhausted += 1;
             return Err(Error::MessageIdsExhausted);
         }
-        *slot = Some(now);
-        p.last_mid_use = now;
-        p.next_mid = mid.wrapping_add(1);
-        Ok(mid)
+        Ok(space.take(now))
     }
 
     fn note_sent(&mut self, peer: A, len: usize) {
@@ -991,9 +1147,13 @@ impl<A: Address> Endpoint<A> {
         }
     }
 
-    fn note_heard(&mut self, peer: A) {
-        if let Some(p) = self.peers.get_mut(&peer) {
-            p.unanswered = None;
+    fn note_heard(&mut self, now: Instant, peer: A) {
+        if let Some(p) = self.peers.get_mut(&peer)
+            && p.unanswered.take().is_some()
+            && !p.queue.is_empty()
+        {
+            // §4.7: PROBING_RATE only applies to a peer that does not answer.
+            self.pump_queue(now, peer);
         }
     }
 
@@ -1018,7 +1178,10 @@ impl<A: Address> Endpoint<A> {
         };
         let rate = u64::from(self.config.transmission.probing_rate.max(1));
         let need = bytes.saturating_add(len as u64);
-        since + Duration::from_micros(need.saturating_mul(1_000_000) / rate)
+        // Rounded up: at the returned instant `probing_allows` holds, so the
+        // wake-up is never early (an early one would re-arm at the same
+        // instant and spin).
+        since + Duration::from_micros(need.saturating_mul(1_000_000).div_ceil(rate))
     }
 
     fn schedule_peer_expiry(&mut self, peer: A) {
@@ -1116,11 +1279,12 @@ impl<A: Address> Endpoint<A> {
         if multicast && confirmable {
             return Err(Error::ConfirmableMulticast);
         }
-        if self.requests.len() >= self.config.max_requests {
+        if self.requests.len() + self.held_requests >= self.config.max_requests {
             return Err(Error::NoCapacity);
         }
         if !multicast {
             self.peer_entry(now, peer)?;
+            self.check_mid_space(now, peer)?;
         }
         let token = self.fresh_token(peer, multicast).ok_or(Error::NoCapacity)?;
         let ty = if confirmable { MessageType::Con } else { MessageType::Non };
@@ -1177,10 +1341,11 @@ impl<A: Address> Endpoint<A> {
         if peer.is_multicast() {
             return Err(Error::ConfirmableMulticast);
         }
-        if self.requests.len() >= self.config.max_requests {
+        if self.requests.len() + self.held_requests >= self.config.max_requests {
             return Err(Error::NoCapacity);
         }
         self.peer_entry(now, peer)?;
+        self.check_mid_space(now, peer)?;
         let datagram = self.empty_message(MessageType::Con, 0);
         let id = self.new_id();
         self.requests.insert(
@@ -1206,6 +1371,22 @@ impl<A: Address> Endpoint<A> {
         Ok(RequestId(id))
     }
 
+    /// RFC 7252 §4.4: refuses a request that would go out at once while no
+    /// MID towards `peer` may be used, rather than reusing one too early. A
+    /// request queued behind others waits for the MID space instead.
+    fn check_mid_space(&mut self, now: Instant, peer: A) -> Result<(), Error> {
+        let nstart = self.config.transmission.nstart.max(1);
+        let first = self
+            .peers
+            .get(&peer)
+            .is_some_and(|p| p.queue.is_empty() && p.outstanding < nstart);
+        if first && self.mid_blocked_until(now, peer).is_some() {
+            self.stats.mid_exhausted += 1;
+            return Err(Error::MessageIdsExhausted);
+        }
+        Ok(())
+    }
+
     fn fresh_token(&mut self, peer: A, multicast: bool) -> Option<Tok> {
         let len = usize::from(self.config.token_len);
         for _ in 0..16 {
@@ -1224,36 +1405,70 @@ impl<A: Address> Endpoint<A> {
         None
     }
 
-    /// Starts a queued request if NSTART and PROBING_RATE allow; otherwise
-    /// leaves it queued on its peer.
+    /// Puts a new request in line on its peer (a multicast one goes out at
+    /// once), then starts whatever NSTART and PROBING_RATE allow.
     fn try_start(&mut self, now: Instant, id: u64) {
         let Some(req) = self.requests.get(&id) else {
             return;
         };
-        let (peer, multicast, len) = (req.peer, req.multicast, req.datagram.len());
+        let (peer, multicast) = (req.peer, req.multicast);
         if multicast {
             self.start(now, id);
             return;
         }
+        if let Some(p) = self.peers.get_mut(&peer)
+            && !p.queue.contains(&id)
+        {
+            p.queue.push_back(id);
+        }
+        self.pump_queue(now, peer);
+    }
+
+    /// RFC 7252 §4.7: starts the requests queued on `peer`, oldest first,
+    /// while fewer than NSTART interactions are outstanding and the
+    /// PROBING_RATE budget allows. When only the budget (or, §4.4, the MID
+    /// space) holds the first in line back, it waits on a timer for the
+    /// instant it is allowed. Bounded: each round starts or drops one
+    /// request, or stops.
+    fn pump_queue(&mut self, now: Instant, peer: A) {
         let nstart = self.config.transmission.nstart.max(1);
-        let can = self
-            .peers
-            .get(&peer)
-            .is_some_and(|p| p.outstanding < nstart && p.queue.is_empty());
-        if can && self.probing_allows(now, peer, len) {
-            self.start(now, id);
-        } else if let Some(p) = self.peers.get_mut(&peer) {
-            if !p.queue.contains(&id) {
-                p.queue.push_back(id);
+        loop {
+            let Some(p) = self.peers.get(&peer) else {
+                return;
+            };
+            if p.outstanding >= nstart {
+                return;
             }
-            if p.outstanding < nstart {
-                // Only the probing budget holds it back: wake up when it allows.
-                let at = self.probing_wait(now, peer, len);
+            let Some(&id) = p.queue.front() else {
+                return;
+            };
+            let Some(len) = self.requests.get(&id).map(|r| r.datagram.len()) else {
+                if let Some(p) = self.peers.get_mut(&peer) {
+                    p.queue.pop_front();
+                }
+                continue;
+            };
+            let wake = if self.probing_allows(now, peer, len) {
+                self.mid_blocked_until(now, peer)
+            } else {
+                Some(self.probing_wait(now, peer, len))
+            };
+            if let Some(at) = wake {
                 if let Some(r) = self.requests.get_mut(&id) {
                     let old = r.deadline.replace(at);
-                    self.disarm(old, Timer::Request(id));
+                    if old != Some(at) {
+                        self.disarm(old, Timer::Request(id));
+                        self.arm(at, Timer::Request(id));
+                    }
                 }
-                self.arm(at, Timer::Request(id));
+                return;
+            }
+            // Takes it off the queue (or fails it), so the loop progresses.
+            self.start(now, id);
+            if let Some(p) = self.peers.get_mut(&peer)
+                && p.queue.front() == Some(&id)
+            {
+                p.queue.pop_front();
             }
         }
     }
@@ -1321,19 +1536,10 @@ impl<A: Address> Endpoint<A> {
             return;
         }
         let peer = req.peer;
-        let next = match self.peers.get_mut(&peer) {
-            Some(p) => {
-                p.outstanding = p.outstanding.saturating_sub(1);
-                p.queue.front().copied()
-            }
-            None => None,
-        };
-        if let Some(next) = next {
-            if let Some(p) = self.peers.get_mut(&peer) {
-                p.queue.pop_front();
-            }
-            self.try_start(now, next);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.outstanding = p.outstanding.saturating_sub(1);
         }
+        self.pump_queue(now, peer);
     }
 
     fn finish_request(&mut self, now: Instant, id: u64, event: Option<Event<A>>) {
@@ -1355,7 +1561,7 @@ impl<A: Address> Endpoint<A> {
         }
         self.recycle(req.datagram);
         if let Some(e) = event {
-            self.events.push_back(e);
+            self.push_event(e, Hold::Request);
         }
         if !req.multicast {
             self.schedule_peer_expiry(req.peer);
@@ -1377,10 +1583,12 @@ impl<A: Address> Endpoint<A> {
     /// ```
     pub fn cancel(&mut self, now: Instant, id: RequestId) -> Result<(), Error> {
         let now = self.advance(now);
-        if !self.requests.contains_key(&id.0) {
+        let Some(peer) = self.requests.get(&id.0).map(|r| r.peer) else {
             return Err(Error::UnknownHandle);
-        }
+        };
         self.finish_request(now, id.0, None);
+        // The next request in line may go now (or arm its wake-up timer).
+        self.pump_queue(now, peer);
         Ok(())
     }
 
@@ -1464,13 +1672,17 @@ impl<A: Address> Endpoint<A> {
             return Ok(());
         }
         let separate_con = con && self.config.separate_response_con;
+        // Retained until acknowledged (separate CON) or until the Leisure has
+        // passed (multicast): both count against max_separate, as do their
+        // outcome events not polled yet. Checked first, so no MID is spent.
+        if (separate_con || multicast)
+            && self.separate.len() + self.delayed.len() + self.held_separate >= self.config.max_separate
+        {
+            return Err(Error::NoCapacity);
+        }
         let mid = self.alloc_mid(now, peer)?;
         let ty = if separate_con { MessageType::Con } else { MessageType::Non };
         let datagram = self.encode_with(ty, code, mid, token.as_slice(), build)?;
-        if separate_con && self.separate.len() >= self.config.max_separate {
-            self.recycle(datagram);
-            return Err(Error::NoCapacity);
-        }
         self.drop_pending(handle.0);
         if !con {
             self.dedup_done(peer, req_mid, None);
@@ -1542,6 +1754,7 @@ impl<A: Address> Endpoint<A> {
     fn drop_pending(&mut self, handle: u64) {
         if let Some(p) = self.pending.remove(&handle) {
             self.disarm(p.ack_deadline, Timer::AckDelay(handle));
+            self.disarm(Some(p.expires), Timer::Pending(handle));
         }
     }
 
@@ -1566,17 +1779,24 @@ impl<A: Address> Endpoint<A> {
     }
 
     fn remove_dedup(&mut self, peer: A, mid: u16) {
-        if let Some(e) = self.dedup.remove(&(peer, mid))
-            && let DedupState::Done(Some(b)) = e.state
-        {
-            self.dedup_bytes -= b.len();
-            self.recycle(b);
+        if let Some(e) = self.dedup.remove(&(peer, mid)) {
+            self.forget_reply(e.state);
         }
     }
 
-    /// Evicts the oldest entries until there is room for one more.
-    fn make_dedup_room(&mut self, extra_bytes: usize) {
-        while self.dedup.len() >= self.config.max_dedup
+    /// Accounts for a cached reply going away (it is freed, not pooled:
+    /// its allocation is exactly its length).
+    fn forget_reply(&mut self, state: DedupState) {
+        if let DedupState::Done(Some(b)) = state {
+            self.dedup_bytes = self.dedup_bytes.saturating_sub(b.capacity());
+        }
+    }
+
+    /// Evicts the oldest entries until `extra_entries` more entries and
+    /// `extra_bytes` more cached bytes fit (RFC 7252 §4.5 with bounded
+    /// memory: oldest first).
+    fn make_dedup_room(&mut self, extra_entries: usize, extra_bytes: usize) {
+        while (self.dedup.len() + extra_entries > self.config.max_dedup && !self.dedup.is_empty())
             || (self.dedup_bytes + extra_bytes > self.config.max_dedup_bytes && !self.dedup.is_empty())
         {
             let Some((peer, mid, seq)) = self.dedup_order.pop_front() else {
@@ -1590,7 +1810,7 @@ impl<A: Address> Endpoint<A> {
     }
 
     fn dedup_insert(&mut self, now: Instant, peer: A, mid: u16, con: bool) {
-        self.make_dedup_room(0);
+        self.make_dedup_room(1, 0);
         let p = self.config.transmission;
         let lifetime = if con { p.exchange_lifetime() } else { p.non_lifetime() };
         self.dedup_seq += 1;
@@ -1603,43 +1823,40 @@ impl<A: Address> Endpoint<A> {
                 state: DedupState::Pending,
             },
         );
-        if let Some(DedupEntry {
-            state: DedupState::Done(Some(b)),
-            ..
-        }) = old
-        {
-            self.dedup_bytes -= b.len();
-            self.recycle(b);
+        if let Some(old) = old {
+            self.forget_reply(old.state);
         }
         self.dedup_order.push_back((peer, mid, seq));
     }
 
     /// Records the reply to replay for duplicates of (peer, mid).
     fn dedup_done(&mut self, peer: A, mid: u16, reply: Option<&[u8]>) {
-        let len = reply.map_or(0, <[u8]>::len);
-        if len > 0 && self.dedup_bytes + len > self.config.max_dedup_bytes {
-            self.make_dedup_room(len);
+        if !self.dedup.contains_key(&(peer, mid)) {
+            return;
         }
-        let copy = reply.map(|r| {
-            let mut b = self.buffer();
-            b.extend_from_slice(r);
-            b
-        });
-        match self.dedup.get_mut(&(peer, mid)) {
-            Some(e) => {
-                let old = core::mem::replace(&mut e.state, DedupState::Done(copy));
-                self.dedup_bytes += len;
-                if let DedupState::Done(Some(b)) = old {
-                    self.dedup_bytes -= b.len();
-                    self.recycle(b);
-                }
+        let state = match reply {
+            // An empty ACK (ver 1, type ACK, TKL 0, code 0.00): regenerated.
+            Some([0x60, 0x00, _, _]) => DedupState::EmptyAck,
+            // Larger than the whole cache budget: not kept (a duplicate then
+            // gets no answer, as if the entry had been evicted).
+            Some(r) if r.len() > self.config.max_dedup_bytes => DedupState::Done(None),
+            Some(r) => {
+                self.make_dedup_room(0, r.len());
+                // Exactly sized, not a pooled buffer of max_message_size:
+                // a small reply costs its length, not 1152 bytes.
+                let mut b = Vec::with_capacity(r.len());
+                b.extend_from_slice(r);
+                self.dedup_bytes += b.capacity();
+                DedupState::Done(Some(b))
             }
-            None => {
-                if let Some(b) = copy {
-                    self.recycle(b);
-                }
-            }
-        }
+            None => DedupState::Done(None),
+        };
+        // Eviction above may have removed this very entry (the oldest).
+        let old = match self.dedup.get_mut(&(peer, mid)) {
+            Some(e) => core::mem::replace(&mut e.state, state),
+            None => state,
+        };
+        self.forget_reply(old);
     }
 
     /// Handles a duplicate CON/NON. Returns true when it was one.
@@ -1653,8 +1870,15 @@ impl<A: Address> Endpoint<A> {
         }
         match &e.state {
             DedupState::Done(Some(reply)) => {
-                let reply = reply.clone();
-                self.send(peer, reply);
+                let size = self.config.max_message_size;
+                let mut b = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(size));
+                b.clear();
+                b.extend_from_slice(reply);
+                self.send(peer, b);
+            }
+            DedupState::EmptyAck => {
+                let ack = self.empty_message(MessageType::Ack, mid);
+                self.send(peer, ack);
             }
             DedupState::Done(None) => {}
             DedupState::Pending => {
@@ -1751,7 +1975,7 @@ impl<A: Address> Endpoint<A> {
                 return;
             }
         };
-        self.note_heard(from);
+        self.note_heard(now, from);
         let code = msg.code();
         let ty = msg.ty();
         if multicast && (ty != MessageType::Non || !code.is_request()) {
@@ -1787,7 +2011,7 @@ impl<A: Address> Endpoint<A> {
                         self.by_mid.remove(&(from, mid));
                         self.disarm(Some(s.deadline), Timer::Separate(id));
                         self.recycle(s.datagram);
-                        self.events.push_back(Event::ResponseDelivered(ResponseHandle(s.handle)));
+                        self.push_event(Event::ResponseDelivered(ResponseHandle(s.handle)), Hold::Separate);
                     }
                 }
                 None => self.stats.unexpected += 1,
@@ -1805,7 +2029,7 @@ impl<A: Address> Endpoint<A> {
                             self.by_mid.remove(&(from, mid));
                             self.disarm(Some(s.deadline), Timer::Separate(id));
                             self.recycle(s.datagram);
-                            self.events.push_back(Event::ResponseFailed(ResponseHandle(s.handle)));
+                            self.push_event(Event::ResponseFailed(ResponseHandle(s.handle)), Hold::Separate);
                         }
                     }
                     None => self.stats.unexpected += 1,
@@ -1834,7 +2058,7 @@ impl<A: Address> Endpoint<A> {
         let old = req.deadline.replace(now + timeout);
         self.disarm(old, Timer::Request(id));
         self.arm(now + timeout, Timer::Request(id));
-        self.events.push_back(Event::Acknowledged(RequestId(id)));
+        self.push_event(Event::Acknowledged(RequestId(id)), Hold::Nothing);
         self.release_outstanding(now, id);
     }
 
@@ -1910,6 +2134,7 @@ impl<A: Address> Endpoint<A> {
         }
         self.dedup_insert(now, from, mid, con);
         let handle = self.new_id();
+        let expires = now + self.config.transmission.exchange_lifetime();
         let ack_deadline = match (con, self.config.separate_ack_delay) {
             (true, Some(d)) => Some(now + d),
             _ => None,
@@ -1924,19 +2149,22 @@ impl<A: Address> Endpoint<A> {
                 multicast,
                 acked: false,
                 ack_deadline,
+                expires,
             },
         );
         if let Some(at) = ack_deadline {
             self.arm(at, Timer::AckDelay(handle));
         }
+        self.arm(expires, Timer::Pending(handle));
         self.stats.requests_in += 1;
         let buf = self.buffer();
-        self.events.push_back(Event::Request(IncomingRequest {
+        let event = Event::Request(IncomingRequest {
             handle: ResponseHandle(handle),
             peer: from,
             multicast,
             message: OwnedMessage::new(buf, datagram, msg),
-        }));
+        });
+        self.push_event(event, Hold::Nothing);
     }
 
     fn input_response(&mut self, now: Instant, from: A, datagram: &[u8], msg: &Message<'_>) {
@@ -2017,7 +2245,7 @@ impl<A: Address> Endpoint<A> {
             message: OwnedMessage::new(buf, datagram, msg),
         });
         if multicast {
-            self.events.push_back(event);
+            self.push_event(event, Hold::Nothing);
         } else {
             self.finish_request(now, id, Some(event));
         }

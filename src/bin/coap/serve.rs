@@ -415,19 +415,23 @@ pub(crate) fn serve(global: Global, args: &ServeArgs) -> CmdResult {
     let local = ep.local_addr().map_err(|e| Failure::data(e.to_string()))?;
     let _ = writeln!(std::io::stderr(), "coap serve: listening on coap://{local}");
     let verbose = global.verbose;
-    ep.set_trace(move |dir, peer, bytes| match (dir, Message::parse(bytes)) {
-        (Direction::In, Err(e)) if verbose >= 2 => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "coap serve: debug: malformed datagram from {peer}: {e}"
-            );
-        }
-        (_, Ok(m)) if verbose >= 1 => {
-            let arrow = if dir == Direction::In { '<' } else { '>' };
-            let _ = writeln!(std::io::stderr(), "{arrow} {peer} {m}");
-        }
-        _ => {}
-    });
+    // No trace at all when quiet: parsing every datagram twice more for a
+    // log that is off is wasted work on the hot path.
+    if verbose >= 1 {
+        ep.set_trace(move |dir, peer, bytes| match (dir, Message::parse(bytes)) {
+            (Direction::In, Err(e)) if verbose >= 2 => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "coap serve: debug: malformed datagram from {peer}: {e}"
+                );
+            }
+            (_, Ok(m)) if verbose >= 1 => {
+                let arrow = if dir == Direction::In { '<' } else { '>' };
+                let _ = writeln!(std::io::stderr(), "{arrow} {peer} {m}");
+            }
+            _ => {}
+        });
+    }
     let started = StdInstant::now();
     let mut server = Server {
         args: ServeArgs {
