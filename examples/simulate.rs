@@ -2,9 +2,12 @@
 //! (`coap_proto::_internal::sim`), in virtual time.
 //!
 //! ```text
-//! cargo run --release --example simulate --features _internal -- \
+//! cargo run --release --example simulate -- \
 //!     --seed 7 --loss 0.3 --duplicate 0.1 --reorder 0.2 --requests 10000
 //! ```
+//!
+//! (The crate is its own dev-dependency with the hidden `_internal` feature,
+//! so examples see the simulator without `--features _internal`.)
 //!
 //! The last line is always exactly
 //! `requests=N responses=N timeouts=N resets=N delivered_twice=N leaked=N`

@@ -95,7 +95,9 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-use crate::endpoint::{Address, Config, Endpoint, Event, RequestId, ResponseHandle, TableSizes};
+use crate::endpoint::{
+    Address, Config, Endpoint, Error as EndpointError, Event, RequestId, ResponseHandle, TableSizes,
+};
 use crate::message::{Code, Message};
 use crate::time::Instant;
 
@@ -495,7 +497,7 @@ pub enum Outcome {
     TimedOut,
     /// A multicast request stopped collecting.
     MulticastDone {
-        /// Responses collected.
+        /// Responses collected (see [`RequestRecord::responses`]).
         responses: usize,
     },
 }
@@ -525,9 +527,9 @@ pub struct RequestRecord {
     /// Multicast: who responded, in order of their first response that
     /// was not corrupted on the way.
     pub responders: Vec<SimAddr>,
-    /// Multicast: responses that came from a corrupted datagram (a flipped
-    /// Message ID makes a second, distinct response).
-    pub corrupt_responses: usize,
+    /// Multicast: every response received, including repeats caused by
+    /// corruption (a flipped Message ID makes a new, distinct message).
+    pub responses: usize,
 }
 
 impl RequestRecord {
@@ -575,16 +577,18 @@ pub struct AppStats {
     pub foreign_deliveries: u64,
     /// Responses the server application sent.
     pub answered: u64,
-    /// `respond` calls that failed.
+    /// `respond` calls that failed for good.
     pub respond_errors: u64,
+    /// `respond` calls refused for lack of room, tried again later.
+    pub respond_retries: u64,
     /// `Event::ResponseDelivered` seen.
     pub responses_delivered: u64,
     /// `Event::ResponseFailed` seen.
     pub responses_failed: u64,
     /// `request` calls that failed.
     pub refused: u64,
-    /// Responses whose payload is not the request's (only checked while no
-    /// datagram has been corrupted).
+    /// 2.04 responses whose payload is not the request's (only checked
+    /// while no datagram has been corrupted).
     pub mismatched: u64,
 }
 
@@ -602,6 +606,10 @@ pub struct Node {
     records: Vec<RequestRecord>,
     by_id: BTreeMap<RequestId, usize>,
     deliveries: BTreeMap<(u16, u32), u32>,
+    /// Every delivery with a workload payload, corrupted datagram or not.
+    any_deliveries: BTreeMap<(u16, u32), u32>,
+    /// Multicast responses echoing the request's payload, per (index, peer).
+    mcast_responses: BTreeMap<(u32, SimAddr), u32>,
     answers: BTreeMap<(Instant, u64), (ResponseHandle, Vec<u8>)>,
     held: usize,
     peers_seen: BTreeSet<SimAddr>,
@@ -715,7 +723,8 @@ pub enum Violation {
         /// The id.
         id: RequestId,
     },
-    /// A multicast responder answered the same request twice.
+    /// A multicast responder's answers to one request reached the client
+    /// more often than the responder's application got the request.
     RepeatedResponder {
         /// The client.
         node: NodeId,
@@ -945,6 +954,8 @@ struct Flight {
 
 /// Consecutive steps at one instant before the simulator declares a spin.
 const SPIN_LIMIT: u32 = 100_000;
+/// How long a server application waits before retrying a refused `respond`.
+const RESPOND_RETRY: Duration = Duration::from_secs(1);
 /// Violations kept (all are counted).
 const VIOLATIONS_KEPT: usize = 256;
 
@@ -1047,6 +1058,8 @@ impl Sim {
             records: Vec::new(),
             by_id: BTreeMap::new(),
             deliveries: BTreeMap::new(),
+            any_deliveries: BTreeMap::new(),
+            mcast_responses: BTreeMap::new(),
             answers: BTreeMap::new(),
             held: 0,
             peers_seen: BTreeSet::new(),
@@ -1424,6 +1437,9 @@ impl Sim {
                 let node = &mut self.nodes[i];
                 node.endpoint.recycle(req.message.into_bytes());
                 node.peers_seen.insert(req.peer);
+                if let Some(key) = key {
+                    *node.any_deliveries.entry(key).or_insert(0) += 1;
+                }
                 if corrupted {
                     node.app.corrupt_deliveries += 1;
                 } else if let Some(key) = key {
@@ -1476,7 +1492,9 @@ impl Sim {
                 let Some(k) = self.record_of(i, id) else {
                     return;
                 };
-                let check_payload = self.net.corrupted == 0;
+                // The application's answers (2.04) echo the request; the
+                // endpoint's own (5.03 when full, 4.02) carry no payload.
+                let check_payload = self.net.corrupted == 0 && code == Code::CHANGED;
                 let r = &mut self.nodes[i].records[k];
                 let index = r.index;
                 if check_payload && echoed != Some((i as u16, index)) {
@@ -1488,16 +1506,40 @@ impl Sim {
                 }
                 let r = &mut self.nodes[i].records[k];
                 if r.multicast {
+                    r.responses += 1;
                     if corrupted {
-                        r.corrupt_responses += 1;
-                    } else if r.responders.contains(&peer) {
-                        self.violation(Violation::RepeatedResponder {
-                            node: NodeId(i),
-                            index,
-                            peer,
-                        });
-                    } else {
+                        return;
+                    }
+                    if !r.responders.contains(&peer) {
                         r.responders.push(peer);
+                    }
+                    // A response may repeat a responder only when its
+                    // application got the request again (a corrupted copy
+                    // with a new Message ID is a new request, §4.5); answers
+                    // to a corrupted payload do not echo this request's.
+                    if echoed == Some((i as u16, index)) {
+                        let n = self.nodes[i]
+                            .mcast_responses
+                            .entry((index, peer))
+                            .or_insert(0);
+                        *n += 1;
+                        let n = *n;
+                        let delivered = self
+                            .node_for(peer)
+                            .and_then(|j| {
+                                self.nodes[j]
+                                    .any_deliveries
+                                    .get(&(i as u16, index))
+                                    .copied()
+                            })
+                            .unwrap_or(0);
+                        if n > delivered {
+                            self.violation(Violation::RepeatedResponder {
+                                node: NodeId(i),
+                                index,
+                                peer,
+                            });
+                        }
                     }
                 } else {
                     self.finish(i, k, Outcome::Response { code, peer });
@@ -1520,8 +1562,7 @@ impl Sim {
             }
             Event::MulticastDone(id) => {
                 if let Some(k) = self.record_of(i, id) {
-                    let r = &self.nodes[i].records[k];
-                    let responses = r.responders.len() + r.corrupt_responses;
+                    let responses = self.nodes[i].records[k].responses;
                     self.finish(i, k, Outcome::MulticastDone { responses });
                 }
             }
@@ -1569,7 +1610,11 @@ impl Sim {
         }
     }
 
-    /// Responds (the caller drains).
+    /// Responds (the caller drains). When the endpoint has no room for a
+    /// separate response right now (`NoCapacity`, `MessageIdsExhausted`),
+    /// tries again a second later, as a real application would; the
+    /// endpoint's own expiry of unanswered requests ends the retries
+    /// (`UnknownHandle`).
     fn answer(&mut self, i: usize, handle: ResponseHandle, payload: &[u8]) {
         let now = self.now;
         let node = &mut self.nodes[i];
@@ -1579,10 +1624,15 @@ impl Sim {
                 enc.payload(payload)?;
                 Ok(())
             });
-        if r.is_ok() {
-            node.app.answered += 1;
-        } else {
-            node.app.respond_errors += 1;
+        match r {
+            Ok(()) => node.app.answered += 1,
+            Err(EndpointError::NoCapacity | EndpointError::MessageIdsExhausted) => {
+                node.app.respond_retries += 1;
+                self.seq += 1;
+                node.answers
+                    .insert((now + RESPOND_RETRY, self.seq), (handle, payload.to_vec()));
+            }
+            Err(_) => node.app.respond_errors += 1,
         }
     }
 
@@ -1593,14 +1643,21 @@ impl Sim {
         let checks = [
             ("requests", t.requests, c.max_requests),
             ("pending", t.pending, c.max_pending),
-            // Separate responses plus delayed multicast answers (which come
-            // from pending requests).
-            ("separate", t.separate, c.max_separate + c.max_pending),
+            // Separate responses plus multicast answers waiting out their
+            // Leisure share `max_separate`.
+            ("separate", t.separate, c.max_separate),
             ("dedup", t.dedup, c.max_dedup),
             ("dedup_bytes", t.dedup_bytes, c.max_dedup_bytes),
             ("peers", t.peers, c.max_peers),
             ("transmits", t.transmits, c.max_transmit_queue),
-            ("events", t.events, c.max_events),
+            // `max_events`, plus final (and Acknowledged) events of requests
+            // and outcomes of separate responses, which are never dropped
+            // and hold a request or separate slot instead.
+            (
+                "events",
+                t.events,
+                c.max_events + 2 * c.max_requests + c.max_separate,
+            ),
             // One timer per request, separate response, pending request
             // (empty-ACK delay), delayed answer and peer.
             (
@@ -1687,7 +1744,7 @@ impl Sim {
                         acknowledged: None,
                         outcome: None,
                         responders: Vec::new(),
-                        corrupt_responses: 0,
+                        responses: 0,
                     });
                 }
                 Err(_) => n.app.refused += 1,
