@@ -66,10 +66,7 @@ impl ETag {
     pub fn from_u64(version: u64) -> Self {
         let be = version.to_be_bytes();
         let skip = (version.leading_zeros() / 8).min(7) as usize;
-        Self::new(be.get(skip..).unwrap_or(&be)).unwrap_or(Self {
-            len: 8,
-            bytes: be,
-        })
+        Self::new(be.get(skip..).unwrap_or(&be)).unwrap_or(Self { len: 8, bytes: be })
     }
 
     /// A strong entity-tag computed from a representation (64-bit FNV-1a of
@@ -324,6 +321,7 @@ impl From<MessageBuf> for Reply {
 ///     .get(|_, _| Reply::content(ContentFormat::TEXT_PLAIN, "22.5"));
 /// assert_eq!(r.path(), "/sensors/temp");
 /// ```
+#[allow(clippy::struct_excessive_bools)] // independent switches of the builder
 pub struct Resource<A, S = ()> {
     pub(crate) path: String,
     pub(crate) handlers: Vec<(Code, Handler<A, S>)>,

@@ -4,12 +4,19 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
-use crate::message::{ContentFormat, MessageBuf, Message, OptionNumber};
+use crate::message::{ContentFormat, Message, MessageBuf, OptionNumber};
 use crate::time::Instant;
 
 /// Bookkeeping bytes charged per block-wise transfer on top of its buffer
 /// (key, map and expiry entries, counters). Part of
 /// [`ServerConfig::max_transfer_memory`](super::ServerConfig::max_transfer_memory).
+///
+/// ```
+/// use coap_proto::server::{ServerConfig, TRANSFER_BYTES};
+/// // How many 1 KiB partial uploads the default memory bound holds at most:
+/// let n = ServerConfig::default().max_transfer_memory / (TRANSFER_BYTES + 1024);
+/// assert_eq!(n, 7084);
+/// ```
 pub const TRANSFER_BYTES: usize = 160;
 
 /// What identifies a block-wise transfer (RFC 7959 §2.5 and RFC 9175 §3:
@@ -120,10 +127,6 @@ impl<A: Copy + Ord> Transfers<A> {
 
     pub(crate) fn get_mut(&mut self, key: &TransferKey<A>) -> Option<&mut Transfer> {
         self.map.get_mut(key)
-    }
-
-    pub(crate) fn get(&self, key: &TransferKey<A>) -> Option<&Transfer> {
-        self.map.get(key)
     }
 
     pub(crate) fn remove(&mut self, key: &TransferKey<A>) -> Option<Transfer> {
