@@ -3,7 +3,11 @@
 //! `Config::memory_bound()` (issue 4, "Bounds"). Memory is checked two
 //! ways: the endpoint's own estimate (`memory_usage`) and the heap it
 //! really holds, measured by a per-thread counting allocator.
-#![allow(unsafe_code)] // the counting allocator below
+#![allow(unsafe_code)]
+// the counting allocator below
+// Heap accounting works in signed byte deltas of allocator sizes (far
+// below isize::MAX); names like `peer`/`per` are deliberate.
+#![allow(clippy::cast_possible_wrap, clippy::similar_names)]
 
 mod common;
 
@@ -82,7 +86,11 @@ fn rfc7252_5_9_3_4_pending_full_gets_5_03_with_max_age() {
     cfg.busy_max_age = 5;
     let mut s = ep(cfg);
     for mid in [1u16, 2] {
-        s.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::GET, mid, TOK, &[], b""));
+        s.handle_datagram(
+            Instant::ZERO,
+            CLIENT,
+            &msg(Con, Code::GET, mid, TOK, &[], b""),
+        );
     }
     let handles: Vec<ResponseHandle> = events(&mut s)
         .into_iter()
@@ -94,19 +102,25 @@ fn rfc7252_5_9_3_4_pending_full_gets_5_03_with_max_age() {
     assert_eq!(s.tables().pending, 2);
     s.handle_datagram(ms(1), CLIENT, &msg(Con, Code::GET, 0x0303, TOK, &[], b""));
     // ACK 5.03, MID 0x0303, token 0b0c, Max-Age (14) = 5.
-    assert_eq!(one(&mut s, CLIENT), [0x62, 0xa3, 0x03, 0x03, 0x0b, 0x0c, 0xd1, 0x01, 0x05]);
+    assert_eq!(
+        one(&mut s, CLIENT),
+        [0x62, 0xa3, 0x03, 0x03, 0x0b, 0x0c, 0xd1, 0x01, 0x05]
+    );
     s.handle_datagram(ms(1), CLIENT, &msg(Non, Code::GET, 0x0304, TOK, &[], b""));
     silent(&mut s);
     no_events(&mut s);
     assert_eq!(s.stats().busy, 2);
     assert_eq!(s.tables().dedup, 2, "refused requests leave no cache entry");
     // Room again: the retransmitted CON is now served.
-    s.respond(ms(2), handles[0], &answer(Code::CONTENT, b"")).unwrap();
+    s.respond(ms(2), handles[0], &answer(Code::CONTENT, b""))
+        .unwrap();
     let _ = one(&mut s, CLIENT);
     s.handle_datagram(ms(3), CLIENT, &msg(Con, Code::GET, 0x0303, TOK, &[], b""));
     let r = take_request(&mut s);
-    s.respond(ms(3), r.handle, &answer(Code::CONTENT, b"")).unwrap();
-    s.respond(ms(3), handles[1], &answer(Code::CONTENT, b"")).unwrap();
+    s.respond(ms(3), r.handle, &answer(Code::CONTENT, b""))
+        .unwrap();
+    s.respond(ms(3), handles[1], &answer(Code::CONTENT, b""))
+        .unwrap();
     assert_eq!(drain(&mut s).len(), 2);
     finish_quiet(&mut s, ms(3));
 }
@@ -116,10 +130,21 @@ fn max_requests_refuses_with_no_capacity() {
     let mut cfg = Config::default();
     cfg.max_requests = 3;
     let mut c = ep(cfg);
-    let ids: Vec<_> = (0..3).map(|i| c.request(Instant::ZERO, Addr(10 + i), &get(Con, "")).unwrap()).collect();
-    assert_eq!(c.request(Instant::ZERO, Addr(20), &get(Con, "")), Err(Error::NoCapacity));
+    let ids: Vec<_> = (0..3)
+        .map(|i| {
+            c.request(Instant::ZERO, Addr(10 + i), &get(Con, ""))
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        c.request(Instant::ZERO, Addr(20), &get(Con, "")),
+        Err(Error::NoCapacity)
+    );
     assert_eq!(c.ping(Instant::ZERO, Addr(20)), Err(Error::NoCapacity));
-    assert_eq!(c.request(Instant::ZERO, GROUP, &get(Non, "")), Err(Error::NoCapacity));
+    assert_eq!(
+        c.request(Instant::ZERO, GROUP, &get(Non, "")),
+        Err(Error::NoCapacity)
+    );
     assert_eq!(c.tables().peers, 3, "a refused request creates no peer");
     c.cancel(ms(1), ids[0]).unwrap();
     c.ping(ms(1), Addr(20)).unwrap();
@@ -133,8 +158,16 @@ fn max_separate_refuses_with_no_capacity() {
     let mut cfg = Config::default();
     cfg.max_separate = 1;
     let mut s = ep(cfg);
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::GET, 1, TOK, &[], b""));
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::GET, 2, TOK, &[], b""));
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Con, Code::GET, 1, TOK, &[], b""),
+    );
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Con, Code::GET, 2, TOK, &[], b""),
+    );
     let hs: Vec<ResponseHandle> = events(&mut s)
         .into_iter()
         .map(|e| match e {
@@ -144,13 +177,18 @@ fn max_separate_refuses_with_no_capacity() {
         .collect();
     s.handle_timeout(secs(1)); // empty ACKs
     assert_eq!(drain(&mut s).len(), 2);
-    s.respond(secs(2), hs[0], &answer(Code::CONTENT, b"")).unwrap();
+    s.respond(secs(2), hs[0], &answer(Code::CONTENT, b""))
+        .unwrap();
     let sep = one(&mut s, CLIENT);
-    assert_eq!(s.respond(secs(2), hs[1], &answer(Code::CONTENT, b"")), Err(Error::NoCapacity));
+    assert_eq!(
+        s.respond(secs(2), hs[1], &answer(Code::CONTENT, b"")),
+        Err(Error::NoCapacity)
+    );
     silent(&mut s);
     s.handle_datagram(secs(2), CLIENT, &empty(Ack, parse(&sep).message_id()));
     assert!(matches!(&events(&mut s)[..], [Event::ResponseDelivered(h)] if *h == hs[0]));
-    s.respond(secs(2), hs[1], &answer(Code::CONTENT, b"")).unwrap();
+    s.respond(secs(2), hs[1], &answer(Code::CONTENT, b""))
+        .unwrap();
     let sep2 = one(&mut s, CLIENT);
     s.handle_datagram(secs(2), CLIENT, &empty(Ack, parse(&sep2).message_id()));
     let _ = events(&mut s);
@@ -167,7 +205,10 @@ fn max_peers_refuses_new_peers_until_entries_expire() {
     c.ping(Instant::ZERO, Addr(10)).unwrap();
     c.ping(Instant::ZERO, Addr(11)).unwrap();
     assert_eq!(c.ping(Instant::ZERO, Addr(12)), Err(Error::NoCapacity));
-    assert_eq!(c.request(Instant::ZERO, Addr(12), &get(Non, "")), Err(Error::NoCapacity));
+    assert_eq!(
+        c.request(Instant::ZERO, Addr(12), &get(Non, "")),
+        Err(Error::NoCapacity)
+    );
     let pings = drain(&mut c);
     for (to, p) in &pings {
         c.handle_datagram(ms(5), *to, &empty(Rst, parse(p).message_id()));
@@ -179,9 +220,14 @@ fn max_peers_refuses_new_peers_until_entries_expire() {
     // Answering requests from many peers needs no peer entry for
     // piggybacked answers.
     for i in 0..10 {
-        c.handle_datagram(secs(247), Addr(100 + i), &msg(Con, Code::GET, 1, TOK, &[], b""));
+        c.handle_datagram(
+            secs(247),
+            Addr(100 + i),
+            &msg(Con, Code::GET, 1, TOK, &[], b""),
+        );
         let r = take_request(&mut c);
-        c.respond(secs(247), r.handle, &answer(Code::CONTENT, b"")).unwrap();
+        c.respond(secs(247), r.handle, &answer(Code::CONTENT, b""))
+            .unwrap();
     }
     assert_eq!(c.tables().peers, 1);
     let _ = drain(&mut c);
@@ -221,16 +267,33 @@ fn max_events_refuses_requests_when_the_queue_is_full() {
     let mut cfg = Config::default();
     cfg.max_events = 2;
     let mut s = ep(cfg);
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Non, Code::GET, 1, TOK, &[], b""));
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Non, Code::GET, 2, TOK, &[], b""));
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Non, Code::GET, 3, TOK, &[], b""));
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Non, Code::GET, 1, TOK, &[], b""),
+    );
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Non, Code::GET, 2, TOK, &[], b""),
+    );
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Non, Code::GET, 3, TOK, &[], b""),
+    );
     silent(&mut s);
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::GET, 4, TOK, &[], b""));
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Con, Code::GET, 4, TOK, &[], b""),
+    );
     assert_eq!(head(&one(&mut s, CLIENT)).1, Code::SERVICE_UNAVAILABLE);
     assert_eq!((s.tables().events, s.stats().busy), (2, 2));
     for e in events(&mut s) {
         if let Event::Request(r) = e {
-            s.respond(ms(1), r.handle, &answer(Code::CONTENT, b"")).unwrap();
+            s.respond(ms(1), r.handle, &answer(Code::CONTENT, b""))
+                .unwrap();
         }
     }
     let _ = drain(&mut s);
@@ -246,9 +309,18 @@ fn rfc7252_4_5_max_dedup_bytes_evicts_oldest() {
     cfg.max_dedup_bytes = 3 * 17;
     let mut s = ep(cfg);
     for mid in 1..=10u16 {
-        s.handle_datagram(secs(u64::from(mid)), CLIENT, &msg(Con, Code::GET, mid, TOK, &[], b""));
+        s.handle_datagram(
+            secs(u64::from(mid)),
+            CLIENT,
+            &msg(Con, Code::GET, mid, TOK, &[], b""),
+        );
         let r = take_request(&mut s);
-        s.respond(secs(u64::from(mid)), r.handle, &answer(Code::CONTENT, b"0123456789")).unwrap();
+        s.respond(
+            secs(u64::from(mid)),
+            r.handle,
+            &answer(Code::CONTENT, b"0123456789"),
+        )
+        .unwrap();
         let _ = one(&mut s, CLIENT);
         assert!(s.tables().dedup_bytes <= cfg.max_dedup_bytes);
     }
@@ -280,7 +352,10 @@ fn max_message_size_bounds_input_and_output() {
     let mut post = get(Con, "");
     post.set_code(Code::POST);
     post.set_payload(vec![1u8; 100]);
-    assert!(matches!(s.request(Instant::ZERO, SERVER, &post), Err(Error::Encode(_))));
+    assert!(matches!(
+        s.request(Instant::ZERO, SERVER, &post),
+        Err(Error::Encode(_))
+    ));
     silent(&mut s);
     finish_quiet(&mut s, Instant::ZERO);
 }
@@ -288,9 +363,11 @@ fn max_message_size_bounds_input_and_output() {
 #[test]
 fn memory_bound_of_the_default_config_is_under_8_mib() {
     let c = Config::default();
+    eprintln!("default memory_bound: {} bytes", c.memory_bound());
     assert!(c.memory_bound() <= 8 * MIB, "{}", c.memory_bound());
-    let e = ep(c);
+    let mut e = ep(c);
     assert_eq!(e.memory_usage(), 0);
+    finish_quiet(&mut e, Instant::ZERO);
 }
 
 // ----- floods from spoofed sources ----------------------------------------------
@@ -318,9 +395,30 @@ fn flood_datagram(r: &mut Rnd) -> Vec<u8> {
     let tok: Vec<u8> = (0..tok_len).map(|_| r.next() as u8).collect();
     let path = [b'a' + r.below(26) as u8; 3];
     match r.below(20) {
-        0..=5 => msg(Con, Code::GET, mid, &tok, &[(OptionNumber::URI_PATH, &path)], b""),
-        6..=9 => msg(Non, Code::GET, mid, &tok, &[(OptionNumber::URI_PATH, &path)], b""),
-        10 => msg(Con, Code::POST, mid, &tok, &[(OptionNumber(0x2001), b"x")], &[0; 40]),
+        0..=5 => msg(
+            Con,
+            Code::GET,
+            mid,
+            &tok,
+            &[(OptionNumber::URI_PATH, &path)],
+            b"",
+        ),
+        6..=9 => msg(
+            Non,
+            Code::GET,
+            mid,
+            &tok,
+            &[(OptionNumber::URI_PATH, &path)],
+            b"",
+        ),
+        10 => msg(
+            Con,
+            Code::POST,
+            mid,
+            &tok,
+            &[(OptionNumber(0x2001), b"x")],
+            &[0; 40],
+        ),
         11 => vec![0x40, 0, (mid >> 8) as u8, mid as u8],
         12 | 13 => {
             let n = r.below(60) as usize;
@@ -389,7 +487,9 @@ fn flood(n: u64, answer_requests: bool) -> FloodReport {
         while let Some(e) = server.poll_event() {
             if let Event::Request(req) = e {
                 if answer_requests || req.peer == CLIENT {
-                    server.respond(now, req.handle, &answer(Code::CONTENT, b"ok")).unwrap();
+                    server
+                        .respond(now, req.handle, &answer(Code::CONTENT, b"ok"))
+                        .unwrap();
                 } else {
                     unanswered.push(req.handle);
                 }
@@ -427,9 +527,14 @@ fn flood(n: u64, answer_requests: bool) -> FloodReport {
         // Bounds, after every datagram.
         let usage = server.memory_usage();
         let t = server.tables();
-        assert!(usage <= bound, "memory_usage {usage} > bound {bound} at {i}: {t:?}");
+        assert!(
+            usage <= bound,
+            "memory_usage {usage} > bound {bound} at {i}: {t:?}"
+        );
         assert!(usage <= 8 * MIB);
-        assert!(t.pending <= cfg.max_pending && t.dedup <= cfg.max_dedup && t.peers <= cfg.max_peers);
+        assert!(
+            t.pending <= cfg.max_pending && t.dedup <= cfg.max_dedup && t.peers <= cfg.max_peers
+        );
         assert!(t.dedup_bytes <= cfg.max_dedup_bytes && t.events <= cfg.max_events);
         assert!(t.transmits <= cfg.max_transmit_queue && t.separate <= cfg.max_separate);
         rep.peak_usage = rep.peak_usage.max(usage);
@@ -440,7 +545,11 @@ fn flood(n: u64, answer_requests: bool) -> FloodReport {
             rep.peak_heap = rep.peak_heap.max(heap);
         }
     }
-    assert!(rep.peak_heap <= bound as isize, "real heap {} > bound {bound}", rep.peak_heap);
+    assert!(
+        rep.peak_heap <= bound as isize,
+        "real heap {} > bound {bound}",
+        rep.peak_heap
+    );
     // Afterwards: everything drains away within EXCHANGE_LIFETIME.
     let end = now;
     let _ = finish(&mut server, end);
@@ -456,7 +565,11 @@ fn flood_from_100k_spoofed_sources_answered() {
     let rep = flood(400_000, true);
     eprintln!("answered flood: {rep:?}");
     assert_eq!(rep.legit_busy, 0, "{rep:?}");
-    assert_eq!(rep.legit_timeouts_con + rep.legit_timeouts_non, 0, "{rep:?}");
+    assert_eq!(
+        rep.legit_timeouts_con + rep.legit_timeouts_non,
+        0,
+        "{rep:?}"
+    );
     assert!(rep.legit_answered >= rep.legit_sent - 1, "{rep:?}");
     assert!(rep.legit_sent > 1000);
 }
@@ -472,7 +585,10 @@ fn flood_from_100k_spoofed_sources_never_answered() {
     eprintln!("unanswered flood: {rep:?}");
     assert_eq!(rep.legit_timeouts_con, 0, "{rep:?}");
     assert!(rep.legit_busy > 0, "{rep:?}");
-    assert!(rep.legit_answered + rep.legit_busy + rep.legit_timeouts_non >= rep.legit_sent - 1, "{rep:?}");
+    assert!(
+        rep.legit_answered + rep.legit_busy + rep.legit_timeouts_non >= rep.legit_sent - 1,
+        "{rep:?}"
+    );
 }
 
 #[test]
@@ -500,12 +616,24 @@ fn memory_usage_estimate_covers_the_real_heap() {
     };
     // Requests to 64 peers (no draining: transmit queue fills too).
     for i in 0..64u32 {
-        e.request(Instant::ZERO, Addr(1000 + i), &get(Con, "some/longer/path")).unwrap();
+        e.request(Instant::ZERO, Addr(1000 + i), &get(Con, "some/longer/path"))
+            .unwrap();
         measure(&e);
     }
     // 64 pending requests, 64 more answered and cached, events not polled.
     for i in 0..128u32 {
-        e.handle_datagram(Instant::ZERO, Addr(5000 + i), &msg(Con, Code::GET, i as u16, &[1, 2, 3, 4], &[(OptionNumber::URI_PATH, b"x")], &[0; 200]));
+        e.handle_datagram(
+            Instant::ZERO,
+            Addr(5000 + i),
+            &msg(
+                Con,
+                Code::GET,
+                i as u16,
+                &[1, 2, 3, 4],
+                &[(OptionNumber::URI_PATH, b"x")],
+                &[0; 200],
+            ),
+        );
         measure(&e);
     }
     measure(&e);
@@ -515,7 +643,10 @@ fn memory_usage_estimate_covers_the_real_heap() {
     assert!(peak_usage <= bound);
     // And the estimate is honest: it does not under-count the real heap by
     // more than a quarter.
-    assert!(peak_usage as isize >= heap * 3 / 4, "usage {peak_usage} vs heap {heap}");
+    assert!(
+        peak_usage as isize >= heap * 3 / 4,
+        "usage {peak_usage} vs heap {heap}"
+    );
     let _ = drain(&mut e);
     let evs = events(&mut e);
     for ev in evs {
@@ -532,10 +663,17 @@ fn per_entry_costs_cover_the_measured_heap() {
     // The documented per-entry costs (EXCHANGE_BYTES, PENDING_BYTES,
     // DEDUP_BYTES, PEER_BYTES, QUEUED_BYTES) cover the real heap per entry
     // for the largest common address type, SocketAddr (IPv6).
-    use coap_proto::endpoint::{DEDUP_BYTES, EXCHANGE_BYTES, PEER_BYTES, PENDING_BYTES, QUEUED_BYTES};
+    use coap_proto::endpoint::{
+        DEDUP_BYTES, EXCHANGE_BYTES, PEER_BYTES, PENDING_BYTES, QUEUED_BYTES,
+    };
     use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
     fn addr(i: u32) -> SocketAddr {
-        SocketAddr::V6(SocketAddrV6::new(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16), 5683, 0, 0))
+        SocketAddr::V6(SocketAddrV6::new(
+            Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, (i >> 16) as u16, i as u16),
+            5683,
+            0,
+            0,
+        ))
     }
     const N: u32 = 1000;
     let mut cfg = Config::default();
@@ -559,7 +697,7 @@ fn per_entry_costs_cover_the_measured_heap() {
     }
     let _ = drain(&mut e);
     let exchange = per(live() - base) - msg_size;
-    drop(e);
+    let _ = finish(&mut e, Instant::ZERO);
     // Pings to N peers: exchange + peer.
     let base = live();
     let mut e: Endpoint<SocketAddr> = Endpoint::new(cfg, 1);
@@ -568,14 +706,18 @@ fn per_entry_costs_cover_the_measured_heap() {
     }
     let _ = drain(&mut e);
     let peer = per(live() - base) - msg_size - exchange;
-    drop(e);
+    let _ = finish(&mut e, Instant::ZERO);
     // Pending requests from N peers (+ their dedup entries), then answered.
     let base = live();
     let mut e: Endpoint<SocketAddr> = Endpoint::new(cfg, 1);
     let mut handles = Vec::with_capacity(N as usize);
     let handles_bytes = (handles.capacity() * 8) as isize;
     for i in 0..N {
-        e.handle_datagram(Instant::ZERO, addr(i), &[0x42, 0x01, (i >> 8) as u8, i as u8, 1, 2]);
+        e.handle_datagram(
+            Instant::ZERO,
+            addr(i),
+            &[0x42, 0x01, (i >> 8) as u8, i as u8, 1, 2],
+        );
         while let Some(ev) = e.poll_event() {
             if let Event::Request(r) = ev {
                 handles.push(r.handle);
@@ -585,12 +727,13 @@ fn per_entry_costs_cover_the_measured_heap() {
     }
     let pending_and_dedup = per(live() - base - handles_bytes);
     for h in handles.drain(..) {
-        e.respond(Instant::ZERO, h, &answer(Code::CONTENT, b"")).unwrap();
+        e.respond(Instant::ZERO, h, &answer(Code::CONTENT, b""))
+            .unwrap();
         let _ = drain(&mut e);
     }
     let dedup = per(live() - base - handles_bytes) - 6; // 6-byte cached replies
     let pending = pending_and_dedup - dedup;
-    drop(e);
+    let _ = finish(&mut e, Instant::ZERO);
     // Events and datagrams left in their queues.
     let base = live();
     let mut e: Endpoint<SocketAddr> = Endpoint::new(cfg, 1);
@@ -598,13 +741,82 @@ fn per_entry_costs_cover_the_measured_heap() {
         e.handle_datagram(Instant::ZERO, addr(i), &[0x40, 0, (i >> 8) as u8, i as u8]);
     }
     let queued_datagram = per(live() - base) - msg_size;
-    drop(e);
-    eprintln!("SocketAddr per entry: exchange {exchange}, peer {peer}, pending {pending}, dedup {dedup}, queued datagram {queued_datagram}");
+    let _ = drain(&mut e);
+    let _ = finish(&mut e, Instant::ZERO);
+    eprintln!(
+        "SocketAddr per entry: exchange {exchange}, peer {peer}, pending {pending}, dedup {dedup}, queued datagram {queued_datagram}"
+    );
     assert!(exchange <= EXCHANGE_BYTES as isize, "exchange {exchange}");
     assert!(peer <= PEER_BYTES as isize, "peer {peer}");
     assert!(pending <= PENDING_BYTES as isize, "pending {pending}");
     assert!(dedup <= DEDUP_BYTES as isize, "dedup {dedup}");
-    assert!(queued_datagram <= QUEUED_BYTES as isize, "queued {queued_datagram}");
+    assert!(
+        queued_datagram <= QUEUED_BYTES as isize,
+        "queued {queued_datagram}"
+    );
     let event_slot = std::mem::size_of::<Event<SocketAddr>>() + 8;
     assert!(2 * event_slot <= QUEUED_BYTES, "event slot {event_slot}");
+}
+
+#[test]
+fn unpolled_final_events_keep_their_request_slot() {
+    // The event queue stays bounded even when the application issues
+    // requests without polling events: a request keeps its max_requests
+    // slot until its final event is polled.
+    let mut cfg = Config::default();
+    cfg.max_requests = 2;
+    let mut c = ep(cfg);
+    for i in 0..2u64 {
+        c.ping(ms(i), SERVER).unwrap();
+        let p = one(&mut c, SERVER);
+        c.handle_datagram(ms(i), SERVER, &empty(Rst, parse(&p).message_id()));
+    }
+    assert_eq!(c.tables().requests, 0);
+    assert_eq!(c.tables().events, 2);
+    assert_eq!(c.ping(ms(2), SERVER), Err(Error::NoCapacity));
+    assert!(matches!(c.poll_event(), Some(Event::Pong(_))));
+    c.ping(ms(2), SERVER).unwrap();
+    let _ = drain(&mut c);
+    let _ = events(&mut c);
+    let _ = finish(&mut c, ms(2));
+
+    // The same for separate responses and their outcome events.
+    let mut cfg = Config::default();
+    cfg.max_separate = 1;
+    let mut s = ep(cfg);
+    for mid in [1u16, 2] {
+        s.handle_datagram(
+            Instant::ZERO,
+            CLIENT,
+            &msg(Con, Code::GET, mid, TOK, &[], b""),
+        );
+    }
+    let hs: Vec<ResponseHandle> = events(&mut s)
+        .into_iter()
+        .map(|e| match e {
+            Event::Request(r) => r.handle,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    for h in &hs {
+        s.accept(Instant::ZERO, *h).unwrap();
+    }
+    let _ = drain(&mut s);
+    s.respond(ms(1), hs[0], &answer(Code::CONTENT, b""))
+        .unwrap();
+    let sep = one(&mut s, CLIENT);
+    s.handle_datagram(ms(2), CLIENT, &empty(Ack, parse(&sep).message_id()));
+    assert_eq!(s.tables().separate, 0);
+    // ResponseDelivered not polled yet: its slot is still taken.
+    assert_eq!(
+        s.respond(ms(3), hs[1], &answer(Code::CONTENT, b"")),
+        Err(Error::NoCapacity)
+    );
+    assert!(matches!(s.poll_event(), Some(Event::ResponseDelivered(h)) if h == hs[0]));
+    s.respond(ms(3), hs[1], &answer(Code::CONTENT, b""))
+        .unwrap();
+    let sep = one(&mut s, CLIENT);
+    s.handle_datagram(ms(4), CLIENT, &empty(Ack, parse(&sep).message_id()));
+    let _ = events(&mut s);
+    finish_quiet(&mut s, ms(4));
 }

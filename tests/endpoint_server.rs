@@ -16,11 +16,25 @@ use MessageType::{Ack, Con, Non, Rst};
 const TOK: &[u8] = &[0xaa, 0xbb];
 
 fn con_get(mid: u16) -> Vec<u8> {
-    msg(Con, Code::GET, mid, TOK, &[(OptionNumber::URI_PATH, b"temp")], b"")
+    msg(
+        Con,
+        Code::GET,
+        mid,
+        TOK,
+        &[(OptionNumber::URI_PATH, b"temp")],
+        b"",
+    )
 }
 
 fn non_get(mid: u16) -> Vec<u8> {
-    msg(Non, Code::GET, mid, TOK, &[(OptionNumber::URI_PATH, b"temp")], b"")
+    msg(
+        Non,
+        Code::GET,
+        mid,
+        TOK,
+        &[(OptionNumber::URI_PATH, b"temp")],
+        b"",
+    )
 }
 
 fn respond(s: &mut Ep, at: Instant, h: ResponseHandle, code: Code, payload: &[u8]) {
@@ -45,7 +59,11 @@ fn rfc7252_4_3_empty_con_gets_rst() {
     s.handle_datagram(secs(1), CLIENT, &[0x50, 0x00, 0x12, 0x35]);
     silent(&mut s);
     no_events(&mut s);
-    assert!(s.tables().is_empty(), "a ping leaves no state: {:?}", s.tables());
+    assert!(
+        s.tables().is_empty(),
+        "a ping leaves no state: {:?}",
+        s.tables()
+    );
     assert_eq!((s.stats().resets_sent, s.stats().unexpected), (1, 1));
     finish_quiet(&mut s, secs(1));
 }
@@ -60,9 +78,15 @@ fn rfc7252_5_2_1_piggybacked_response_bytes() {
     silent(&mut s);
     let req = take_request(&mut s);
     assert_eq!((req.peer, req.multicast), (CLIENT, false));
-    assert_eq!(req.message().option(OptionNumber::URI_PATH), Some(&b"temp"[..]));
+    assert_eq!(
+        req.message().option(OptionNumber::URI_PATH),
+        Some(&b"temp"[..])
+    );
     respond(&mut s, secs(1), req.handle, Code::CONTENT, b"22");
-    assert_eq!(one(&mut s, CLIENT), [0x62, 0x45, 0x12, 0x34, 0xaa, 0xbb, 0xff, b'2', b'2']);
+    assert_eq!(
+        one(&mut s, CLIENT),
+        [0x62, 0x45, 0x12, 0x34, 0xaa, 0xbb, 0xff, b'2', b'2']
+    );
     // A second answer is refused: the handle is used up.
     assert_eq!(
         s.respond(secs(1), req.handle, &answer(Code::CONTENT, b"")),
@@ -128,9 +152,15 @@ fn rfc7252_4_5_duplicate_before_the_answer_gets_an_empty_ack() {
     respond(&mut s, secs(3), req.handle, Code::CONTENT, b"x");
     let sep = one(&mut s, CLIENT);
     let m = parse(&sep);
-    assert_eq!((m.ty(), m.code(), m.token(), m.payload()), (Con, Code::CONTENT, TOK, &b"x"[..]));
+    assert_eq!(
+        (m.ty(), m.code(), m.token(), m.payload()),
+        (Con, Code::CONTENT, TOK, &b"x"[..])
+    );
     let retransmit = s.poll_timeout().unwrap();
-    assert!(retransmit >= secs(5) && retransmit <= secs(6), "{retransmit:?}");
+    assert!(
+        retransmit >= secs(5) && retransmit <= secs(6),
+        "{retransmit:?}"
+    );
     s.handle_timeout(retransmit);
     assert_eq!(one(&mut s, CLIENT), sep);
     s.handle_datagram(retransmit, CLIENT, &empty(Ack, m.message_id()));
@@ -175,7 +205,13 @@ fn rfc7252_4_5_dedup_cache_is_bounded_oldest_first() {
     for mid in 1..=4u16 {
         s.handle_datagram(secs(u64::from(mid)), CLIENT, &con_get(mid));
         let r = take_request(&mut s);
-        respond(&mut s, secs(u64::from(mid)), r.handle, Code::CONTENT, &[mid as u8]);
+        respond(
+            &mut s,
+            secs(u64::from(mid)),
+            r.handle,
+            Code::CONTENT,
+            &[mid as u8],
+        );
         let _ = one(&mut s, CLIENT);
     }
     assert_eq!(s.tables().dedup, 3);
@@ -211,12 +247,24 @@ fn rfc7252_5_2_2_empty_ack_after_separate_ack_delay() {
     let sep = one(&mut s, CLIENT);
     let m = parse(&sep);
     assert_eq!((m.ty(), m.code(), m.token()), (Con, Code::CONTENT, TOK));
-    assert_ne!(m.message_id(), 0x0100, "a separate response has its own MID");
+    assert_ne!(
+        m.message_id(),
+        0x0100,
+        "a separate response has its own MID"
+    );
     let t0 = s.poll_timeout().unwrap() - secs(20);
     assert!(t0 >= Duration::from_secs(2) && t0 <= Duration::from_secs(3));
     let (sent, evs) = finish(&mut s, secs(20) + t0 * 31);
     let instants: Vec<Instant> = sent.iter().map(|(t, _, _)| *t).collect();
-    assert_eq!(instants, [secs(20) + t0, secs(20) + t0 * 3, secs(20) + t0 * 7, secs(20) + t0 * 15]);
+    assert_eq!(
+        instants,
+        [
+            secs(20) + t0,
+            secs(20) + t0 * 3,
+            secs(20) + t0 * 7,
+            secs(20) + t0 * 15
+        ]
+    );
     assert!(sent.iter().all(|(_, to, b)| *to == CLIENT && *b == sep));
     assert_eq!(evs.len(), 1);
     assert_eq!(evs[0].0, secs(20) + t0 * 31);
@@ -320,7 +368,14 @@ fn rfc7252_5_4_1_unknown_critical_option_in_con_gets_4_02() {
     // RFC 7252 §5.4.1: 4.02 Bad Option, piggybacked, with a diagnostic
     // payload (§5.5.2); a duplicate gets the same answer (§4.5).
     let mut s = ep(Config::default());
-    let bad = msg(Con, Code::GET, 0x0600, TOK, &[(OptionNumber(9999), b"x")], b"");
+    let bad = msg(
+        Con,
+        Code::GET,
+        0x0600,
+        TOK,
+        &[(OptionNumber(9999), b"x")],
+        b"",
+    );
     s.handle_datagram(Instant::ZERO, CLIENT, &bad);
     no_events(&mut s);
     let mut expected = vec![0x62, 0x82, 0x06, 0x00, 0xaa, 0xbb, 0xff];
@@ -329,7 +384,14 @@ fn rfc7252_5_4_1_unknown_critical_option_in_con_gets_4_02() {
     s.handle_datagram(secs(3), CLIENT, &bad);
     assert_eq!(one(&mut s, CLIENT), expected);
     no_events(&mut s);
-    assert_eq!((s.stats().bad_options, s.stats().duplicates, s.stats().requests_in), (1, 1, 0));
+    assert_eq!(
+        (
+            s.stats().bad_options,
+            s.stats().duplicates,
+            s.stats().requests_in
+        ),
+        (1, 1, 0)
+    );
     finish_quiet(&mut s, secs(3));
 }
 
@@ -338,7 +400,14 @@ fn rfc7252_5_4_1_unknown_critical_option_in_non_is_dropped() {
     // RFC 7252 §5.4.1: a NON with an unrecognized critical option is
     // rejected: no delivery, no answer.
     let mut s = ep(Config::default());
-    let bad = msg(Non, Code::GET, 0x0601, TOK, &[(OptionNumber(0x2001), b"")], b"");
+    let bad = msg(
+        Non,
+        Code::GET,
+        0x0601,
+        TOK,
+        &[(OptionNumber(0x2001), b"")],
+        b"",
+    );
     s.handle_datagram(Instant::ZERO, CLIENT, &bad);
     silent(&mut s);
     no_events(&mut s);
@@ -351,7 +420,14 @@ fn rfc7252_5_4_1_unknown_critical_option_in_non_is_dropped() {
 fn rfc7252_5_4_1_unknown_elective_option_is_ignored() {
     // RFC 7252 §5.4.1: unrecognized elective options are silently ignored.
     let mut s = ep(Config::default());
-    let req = msg(Con, Code::GET, 0x0602, TOK, &[(OptionNumber(0x2000), b"e")], b"");
+    let req = msg(
+        Con,
+        Code::GET,
+        0x0602,
+        TOK,
+        &[(OptionNumber(0x2000), b"e")],
+        b"",
+    );
     s.handle_datagram(Instant::ZERO, CLIENT, &req);
     let r = take_request(&mut s);
     assert_eq!(r.message().option(OptionNumber(0x2000)), Some(&b"e"[..]));
@@ -368,7 +444,14 @@ fn rfc7252_5_4_5_repeated_non_repeatable_critical_option_gets_4_02() {
     // 4.02; elective (Content-Format, 12) is ignored.
     let mut s = ep(Config::default());
     let host = OptionNumber::URI_HOST;
-    let req = msg(Con, Code::GET, 0x0700, TOK, &[(host, b"a"), (host, b"b")], b"");
+    let req = msg(
+        Con,
+        Code::GET,
+        0x0700,
+        TOK,
+        &[(host, b"a"), (host, b"b")],
+        b"",
+    );
     s.handle_datagram(Instant::ZERO, CLIENT, &req);
     no_events(&mut s);
     let r = one(&mut s, CLIENT);
@@ -384,7 +467,19 @@ fn rfc7252_5_4_5_repeated_non_repeatable_critical_option_gets_4_02() {
 
     // A repeatable critical option (Uri-Path, If-Match) may repeat.
     let path = OptionNumber::URI_PATH;
-    let req = msg(Con, Code::GET, 0x0702, TOK, &[(OptionNumber::IF_MATCH, b"1"), (OptionNumber::IF_MATCH, b"2"), (path, b"a"), (path, b"b")], b"");
+    let req = msg(
+        Con,
+        Code::GET,
+        0x0702,
+        TOK,
+        &[
+            (OptionNumber::IF_MATCH, b"1"),
+            (OptionNumber::IF_MATCH, b"2"),
+            (path, b"a"),
+            (path, b"b"),
+        ],
+        b"",
+    );
     s.handle_datagram(Instant::ZERO, CLIENT, &req);
     let r = take_request(&mut s);
     respond(&mut s, Instant::ZERO, r.handle, Code::CONTENT, b"");
@@ -399,14 +494,35 @@ fn rfc7252_5_4_3_out_of_bounds_critical_option_gets_4_02() {
     // If-None-Match with a value) gives 4.02; elective (Max-Age of 5 bytes)
     // is ignored.
     let mut s = ep(Config::default());
-    for (mid, opt, val) in [(0x0800u16, OptionNumber::URI_HOST, &b""[..]), (0x0801, OptionNumber::IF_NONE_MATCH, &b"x"[..])] {
-        s.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::GET, mid, TOK, &[(opt, val)], b""));
+    for (mid, opt, val) in [
+        (0x0800u16, OptionNumber::URI_HOST, &b""[..]),
+        (0x0801, OptionNumber::IF_NONE_MATCH, &b"x"[..]),
+    ] {
+        s.handle_datagram(
+            Instant::ZERO,
+            CLIENT,
+            &msg(Con, Code::GET, mid, TOK, &[(opt, val)], b""),
+        );
         no_events(&mut s);
         let r = one(&mut s, CLIENT);
         assert_eq!(head(&r).1, Code::BAD_OPTION, "{opt:?}");
-        assert_eq!(parse(&r).payload(), format!("Unrecognized critical option {}", opt.0).as_bytes());
+        assert_eq!(
+            parse(&r).payload(),
+            format!("Unrecognized critical option {}", opt.0).as_bytes()
+        );
     }
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::GET, 0x0802, TOK, &[(OptionNumber::MAX_AGE, &[1, 2, 3, 4, 5])], b""));
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(
+            Con,
+            Code::GET,
+            0x0802,
+            TOK,
+            &[(OptionNumber::MAX_AGE, &[1, 2, 3, 4, 5])],
+            b"",
+        ),
+    );
     let r = take_request(&mut s);
     respond(&mut s, Instant::ZERO, r.handle, Code::CONTENT, b"");
     assert_eq!(head(&one(&mut s, CLIENT)).1, Code::CONTENT);
@@ -427,12 +543,12 @@ fn rfc7252_4_2_malformed_con_gets_rst_non_is_silent() {
     let req = take_request(&mut s);
     let before = s.tables();
     let malformed_con: &[&[u8]] = &[
-        &[0x40, 0x01, 0x12, 0x34, 0xff],             // payload marker, no payload
+        &[0x40, 0x01, 0x12, 0x34, 0xff], // payload marker, no payload
         &[0x49, 0x01, 0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0], // TKL 9
-        &[0x40, 0x01, 0x12, 0x34, 0xf0],             // option delta nibble 15
-        &[0x40, 0x01, 0x12, 0x34, 0x0d],             // option extension truncated
-        &[0x40, 0x01, 0x12, 0x34, 0x05, b'a'],       // option value truncated
-        &[0x41, 0x00, 0x12, 0x34, 0x01],             // empty message with a token
+        &[0x40, 0x01, 0x12, 0x34, 0xf0], // option delta nibble 15
+        &[0x40, 0x01, 0x12, 0x34, 0x0d], // option extension truncated
+        &[0x40, 0x01, 0x12, 0x34, 0x05, b'a'], // option value truncated
+        &[0x41, 0x00, 0x12, 0x34, 0x01], // empty message with a token
     ];
     for (i, d) in malformed_con.iter().enumerate() {
         s.handle_datagram(ms(i as u64), CLIENT, d);
@@ -454,9 +570,15 @@ fn rfc7252_4_2_malformed_con_gets_rst_non_is_silent() {
     no_events(&mut s);
     assert_eq!(s.tables(), before, "malformed input changes no state");
     let st = s.stats();
-    assert_eq!(st.format_errors, (malformed_con.len() + silent_ones.len()) as u64);
+    assert_eq!(
+        st.format_errors,
+        (malformed_con.len() + silent_ones.len()) as u64
+    );
     assert_eq!(st.resets_sent, malformed_con.len() as u64);
-    assert_eq!(st.datagrams_in, 1 + (malformed_con.len() + silent_ones.len()) as u64);
+    assert_eq!(
+        st.datagrams_in,
+        1 + (malformed_con.len() + silent_ones.len()) as u64
+    );
     respond(&mut s, ms(10), req.handle, Code::CONTENT, b"");
     let _ = one(&mut s, CLIENT);
     finish_quiet(&mut s, ms(10));
@@ -467,13 +589,25 @@ fn rfc7252_4_2_reserved_code_class_is_rejected() {
     // RFC 7252 §4.2, §12.1: codes of the reserved classes 1, 6 and 7 are not
     // requests or responses: RST for CON, silence for NON.
     let mut s = ep(Config::default());
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::new(1, 0), 0x0900, TOK, &[], b""));
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Con, Code::new(1, 0), 0x0900, TOK, &[], b""),
+    );
     assert_eq!(one(&mut s, CLIENT), [0x70, 0x00, 0x09, 0x00]);
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Non, Code::new(7, 1), 0x0901, TOK, &[], b""));
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Non, Code::new(7, 1), 0x0901, TOK, &[], b""),
+    );
     silent(&mut s);
     no_events(&mut s);
     // A request carried in an ACK or RST is meaningless and ignored.
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Ack, Code::GET, 0x0902, TOK, &[], b""));
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Ack, Code::GET, 0x0902, TOK, &[], b""),
+    );
     silent(&mut s);
     no_events(&mut s);
     finish_quiet(&mut s, Instant::ZERO);
@@ -525,8 +659,23 @@ fn rfc7252_8_2_no_error_answers_or_resets_on_multicast() {
     s.handle_multicast_datagram(Instant::ZERO, Addr(21), &con_get(0x0b01));
     s.handle_multicast_datagram(Instant::ZERO, Addr(21), &[0x40, 0x00, 0x0b, 0x02]);
     s.handle_multicast_datagram(Instant::ZERO, Addr(21), &[0x40, 0x01, 0x0b, 0x03, 0xff]);
-    s.handle_multicast_datagram(Instant::ZERO, Addr(21), &msg(Non, Code::GET, 0x0b04, TOK, &[(OptionNumber(9999), b"")], b""));
-    s.handle_multicast_datagram(Instant::ZERO, Addr(21), &msg(Con, Code::CONTENT, 0x0b05, TOK, &[], b""));
+    s.handle_multicast_datagram(
+        Instant::ZERO,
+        Addr(21),
+        &msg(
+            Non,
+            Code::GET,
+            0x0b04,
+            TOK,
+            &[(OptionNumber(9999), b"")],
+            b"",
+        ),
+    );
+    s.handle_multicast_datagram(
+        Instant::ZERO,
+        Addr(21),
+        &msg(Con, Code::CONTENT, 0x0b05, TOK, &[], b""),
+    );
     no_events(&mut s);
     let (sent, evs) = finish(&mut s, Instant::ZERO);
     assert!(sent.is_empty(), "{sent:?}");
@@ -555,7 +704,9 @@ fn rfc7252_2_one_endpoint_is_client_and_server() {
     let q = take_request(&mut dev);
     respond(&mut dev, ms(2), q.handle, Code::CONTENT, b"7");
     srv.handle_datagram(ms(3), CLIENT, &one(&mut dev, SERVER));
-    assert!(matches!(&events(&mut srv)[..], [Event::Response(x)] if x.id == ask && x.message().payload() == b"7"));
+    assert!(
+        matches!(&events(&mut srv)[..], [Event::Response(x)] if x.id == ask && x.message().payload() == b"7")
+    );
     finish_quiet(&mut dev, ms(3));
     finish_quiet(&mut srv, ms(3));
 }
@@ -580,11 +731,17 @@ fn rfc7252_4_8_2_unanswered_request_expires_after_exchange_lifetime() {
     let (sent, evs) = finish(&mut s, Instant::ZERO);
     // Only the automatic empty ACK for the CON.
     assert_eq!(sent.len(), 1);
-    assert_eq!((sent[0].0, sent[0].2.clone()), (secs(1), vec![0x60, 0x00, 0x0c, 0x00]));
+    assert_eq!(
+        (sent[0].0, sent[0].2.clone()),
+        (secs(1), vec![0x60, 0x00, 0x0c, 0x00])
+    );
     assert!(evs.is_empty());
     assert_eq!(s.stats().pending_expired, 2);
     for h in handles {
-        assert_eq!(s.respond(secs(300), h, &answer(Code::CONTENT, b"")), Err(Error::UnknownHandle));
+        assert_eq!(
+            s.respond(secs(300), h, &answer(Code::CONTENT, b"")),
+            Err(Error::UnknownHandle)
+        );
     }
 }
 
@@ -594,14 +751,24 @@ fn respond_checks_its_arguments() {
     s.handle_datagram(Instant::ZERO, CLIENT, &con_get(0x0d00));
     let req = take_request(&mut s);
     let get = MessageBuf::new(Ack, Code::GET);
-    assert_eq!(s.respond(Instant::ZERO, req.handle, &get), Err(Error::InvalidCode));
     assert_eq!(
-        s.respond(Instant::ZERO, ResponseHandle::from_raw(999), &answer(Code::CONTENT, b"")),
+        s.respond(Instant::ZERO, req.handle, &get),
+        Err(Error::InvalidCode)
+    );
+    assert_eq!(
+        s.respond(
+            Instant::ZERO,
+            ResponseHandle::from_raw(999),
+            &answer(Code::CONTENT, b"")
+        ),
         Err(Error::UnknownHandle)
     );
     // Too large for Config::max_message_size: refused, the request stays.
     let big = vec![0u8; 2000];
-    assert!(matches!(s.respond(Instant::ZERO, req.handle, &answer(Code::CONTENT, &big)), Err(Error::Encode(_))));
+    assert!(matches!(
+        s.respond(Instant::ZERO, req.handle, &answer(Code::CONTENT, &big)),
+        Err(Error::Encode(_))
+    ));
     silent(&mut s);
     respond(&mut s, Instant::ZERO, req.handle, Code::CONTENT, b"ok");
     let _ = one(&mut s, CLIENT);
@@ -618,13 +785,20 @@ fn statistics_count_server_traffic() {
     s.handle_datagram(Instant::ZERO, CLIENT, &[0x40, 0, 0, 2]); // ping
     s.handle_datagram(Instant::ZERO, CLIENT, &[0x40, 1, 0, 3, 0xff]); // malformed CON
     s.handle_datagram(Instant::ZERO, CLIENT, &[0x70, 0, 0, 4]); // unexpected RST
-    s.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::GET, 5, TOK, &[(OptionNumber::OSCORE, b"")], b"")); // request
+    s.handle_datagram(
+        Instant::ZERO,
+        CLIENT,
+        &msg(Con, Code::GET, 5, TOK, &[(OptionNumber::OSCORE, b"")], b""),
+    ); // request
     let _ = events(&mut s);
     let sent = drain(&mut s);
     let st = *s.stats();
     assert_eq!(st.datagrams_in, 6);
     assert_eq!(st.datagrams_out, sent.len() as u64);
-    assert_eq!(st.bytes_out, sent.iter().map(|(_, b)| b.len() as u64).sum::<u64>());
+    assert_eq!(
+        st.bytes_out,
+        sent.iter().map(|(_, b)| b.len() as u64).sum::<u64>()
+    );
     assert_eq!(st.requests_in, 2);
     assert_eq!(st.duplicates, 1);
     assert_eq!(st.resets_sent, 2);

@@ -46,13 +46,21 @@ fn rfc7252_4_2_now_going_backwards_is_clamped() {
     let req = msg(Con, Code::GET, 7, &[1], &[], b"");
     c.handle_datagram(t1, CLIENT, &req);
     let r = take_request(&mut c);
-    c.respond(secs(3), r.handle, &answer(Code::CONTENT, b"")).unwrap();
+    c.respond(secs(3), r.handle, &answer(Code::CONTENT, b""))
+        .unwrap();
     let reply = one(&mut c, CLIENT);
     let late = secs(3) + lifetime(&c);
     c.handle_timeout(late);
     c.handle_datagram(late, CLIENT, &req);
-    let to_client: Vec<_> = drain(&mut c).into_iter().filter(|(to, _)| *to == CLIENT).collect();
-    assert_eq!(to_client, [(CLIENT, reply)], "still a duplicate, replayed from the cache");
+    let to_client: Vec<_> = drain(&mut c)
+        .into_iter()
+        .filter(|(to, _)| *to == CLIENT)
+        .collect();
+    assert_eq!(
+        to_client,
+        [(CLIENT, reply)],
+        "still a duplicate, replayed from the cache"
+    );
     let _ = events(&mut c);
     let _ = finish(&mut c, secs(400));
 }
@@ -108,13 +116,26 @@ fn spurious_handle_timeout_is_a_no_op() {
 fn huge_time_jumps_do_not_panic() {
     // Instant arithmetic saturates; a jump to the end of time runs every
     // timer (bounded work) and leaves nothing behind.
-    for jump in [Instant::MAX, us(u64::MAX - 1), us(u64::MAX / 2), secs(1 << 40)] {
+    for jump in [
+        Instant::MAX,
+        us(u64::MAX - 1),
+        us(u64::MAX / 2),
+        secs(1 << 40),
+    ] {
         let mut c = ep(Config::default());
         let id = c.request(Instant::ZERO, SERVER, &get(Con, "")).unwrap();
         c.request(Instant::ZERO, SERVER, &get(Non, "")).unwrap(); // queued (NSTART)
         c.request(Instant::ZERO, GROUP, &get(Non, "")).unwrap();
-        c.handle_datagram(Instant::ZERO, CLIENT, &msg(Con, Code::GET, 1, &[1], &[], b""));
-        c.handle_datagram(Instant::ZERO, OTHER, &msg(Non, Code::GET, 2, &[2], &[], b""));
+        c.handle_datagram(
+            Instant::ZERO,
+            CLIENT,
+            &msg(Con, Code::GET, 1, &[1], &[], b""),
+        );
+        c.handle_datagram(
+            Instant::ZERO,
+            OTHER,
+            &msg(Non, Code::GET, 2, &[2], &[], b""),
+        );
         let _ = drain(&mut c);
         let reqs: Vec<_> = events(&mut c)
             .into_iter()
@@ -124,7 +145,8 @@ fn huge_time_jumps_do_not_panic() {
             })
             .collect();
         c.accept(Instant::ZERO, reqs[0]).unwrap();
-        c.respond(Instant::ZERO, reqs[0], &answer(Code::CONTENT, b"")).unwrap();
+        c.respond(Instant::ZERO, reqs[0], &answer(Code::CONTENT, b""))
+            .unwrap();
         let _ = drain(&mut c);
         for _ in 0..20 {
             c.handle_timeout(jump);
@@ -164,7 +186,11 @@ fn poll_timeout_does_not_spin() {
         now += Duration::from_millis(rnd() % 900);
         match rnd() % 6 {
             0 => {
-                let _ = a.request(now, SERVER, &get(if rnd() % 2 == 0 { Con } else { Non }, "r"));
+                let _ = a.request(
+                    now,
+                    SERVER,
+                    &get(if rnd() % 2 == 0 { Con } else { Non }, "r"),
+                );
             }
             1 => {
                 let _ = a.ping(now, SERVER);
@@ -255,7 +281,8 @@ fn commands_with_an_old_now_use_the_clamped_now() {
     let r = take_request(&mut s);
     s.accept(secs(1), r.handle).unwrap();
     assert_eq!(one(&mut s, CLIENT), [0x60, 0, 0, 0x33]);
-    s.respond(secs(2), r.handle, &answer(Code::CONTENT, b"")).unwrap();
+    s.respond(secs(2), r.handle, &answer(Code::CONTENT, b""))
+        .unwrap();
     let sep = one(&mut s, CLIENT);
     let t = s.poll_timeout().unwrap();
     assert!(t >= secs(52) && t <= secs(53), "{t:?}");

@@ -1811,6 +1811,12 @@ impl<A: Address> Endpoint<A> {
 
     fn dedup_insert(&mut self, now: Instant, peer: A, mid: u16, con: bool) {
         self.make_dedup_room(1, 0);
+        if self.config.max_dedup == 0 {
+            // No cache at all (bound 0): the entry is evicted at once, and a
+            // duplicate is processed again.
+            self.stats.dedup_evictions += 1;
+            return;
+        }
         let p = self.config.transmission;
         let lifetime = if con { p.exchange_lifetime() } else { p.non_lifetime() };
         self.dedup_seq += 1;
