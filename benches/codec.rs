@@ -11,7 +11,8 @@
 //! encode (printed once, on stderr, outside any measurement).
 //!
 //! Run: `cargo bench --bench codec -- --warm-up-time 1 --measurement-time 3`.
-//! See `benches/README.md` for results.
+//! See `benches/README.md` for results, and [`repeat`] for the
+//! instruction-count mode (`CODEC_REPEAT`).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use coap_message::{MessageOption as _, MinimalWritableMessage as _, ReadableMessage as _};
 use coap_message_implementations::inmemory;
 use coap_proto::{Code, Encoder, Message, MessageType, OptionNumber};
-use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, criterion_group};
 
 // ---------------------------------------------------------------------------
 // Allocation counting
@@ -723,6 +724,71 @@ fn alloc_counts(_: &mut Criterion) {
     eprintln!();
 }
 
+/// `CODEC_REPEAT=<op>/<shape>/<codec>:<runs>` (e.g.
+/// `decode/request/coap-proto:100000`) runs one operation `runs` times and
+/// exits instead of benchmarking, for deterministic instruction counts:
+/// `valgrind --tool=callgrind --toggle-collect='codec::decode_proto' ...`
+/// then divide the collected instructions by `runs` (see the README).
+fn repeat(spec: &str) {
+    let (id, runs) = spec
+        .split_once(':')
+        .expect("CODEC_REPEAT=<op>/<shape>/<codec>:<runs>");
+    let runs: usize = runs.parse().expect("CODEC_REPEAT: runs must be a number");
+    let &[op, shape, codec] = id.split('/').collect::<Vec<_>>().as_slice() else {
+        panic!("CODEC_REPEAT: expected <op>/<shape>/<codec>, got {id}");
+    };
+    let shapes = shapes();
+    let encoded = check(&shapes);
+    let (s, bytes) = shapes
+        .iter()
+        .zip(&encoded)
+        .find(|(s, _)| s.name == shape)
+        .expect("CODEC_REPEAT: unknown shape");
+    let bytes = bytes.as_slice();
+    let mut buf = [0u8; BUF];
+    for _ in 0..runs {
+        match (op, codec) {
+            ("decode", "walk") => {
+                black_box(decode_walk(black_box(bytes)));
+            }
+            ("decode", "coap-proto") => {
+                black_box(decode_proto(black_box(bytes)));
+            }
+            ("decode", "coap-message-implementations") => {
+                black_box(decode_cmi(black_box(bytes)));
+            }
+            ("decode", "coap-lite") => {
+                black_box(decode_lite(black_box(bytes)));
+            }
+            ("encode", "write") => {
+                let n = encode_write(black_box(s), &mut buf);
+                black_box(&buf[..n]);
+            }
+            ("encode", "coap-proto") => {
+                let n = encode_proto(black_box(s), &mut buf);
+                black_box(&buf[..n]);
+            }
+            ("encode", "coap-message-implementations") => {
+                let n = encode_cmi(black_box(s), &mut buf);
+                black_box(&buf[..n]);
+            }
+            ("encode", "coap-lite") => {
+                black_box(encode_lite(black_box(s)));
+            }
+            _ => panic!("CODEC_REPEAT: unknown op/codec {op}/{codec}"),
+        }
+    }
+}
+
 criterion_group!(allocations, alloc_counts);
 criterion_group!(benches, bench_decode, bench_encode);
-criterion_main!(allocations, benches);
+
+fn main() {
+    if let Ok(spec) = std::env::var("CODEC_REPEAT") {
+        repeat(&spec);
+        return;
+    }
+    allocations();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -33,6 +33,7 @@ impl MessageType {
     /// assert_eq!(MessageType::from_bits(1), MessageType::Non);
     /// ```
     #[must_use]
+    #[inline]
     pub const fn from_bits(bits: u8) -> Self {
         match bits & 0b11 {
             0 => Self::Con,
@@ -49,6 +50,7 @@ impl MessageType {
     /// assert_eq!(MessageType::Rst.bits(), 3);
     /// ```
     #[must_use]
+    #[inline]
     pub const fn bits(self) -> u8 {
         match self {
             Self::Con => 0,

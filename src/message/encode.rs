@@ -85,12 +85,34 @@ pub const fn encoded_option_len(delta: u16, value_len: usize) -> usize {
 pub struct Encoder<'b> {
     buf: &'b mut [u8],
     len: usize,
-    last: u16,
+    /// The last option number written, or `BARRIER` once no option may
+    /// follow (Empty message, or payload started): one compare in
+    /// [`Encoder::option`] covers all three ordering errors.
+    last: u32,
     empty: bool,
     in_payload: bool,
 }
 
+/// `Encoder::last` once no further option is allowed (above any number).
+const BARRIER: u32 = 1 << 16;
+
 impl<'b> Encoder<'b> {
+    /// The error for an option that may not be written here (cold path).
+    #[cold]
+    #[inline(never)]
+    fn order_error(&self, next: u32) -> EncodeError {
+        if self.in_payload {
+            EncodeError::OptionAfterPayload
+        } else if self.empty {
+            EncodeError::EmptyMessageNotEmpty
+        } else {
+            EncodeError::OutOfOrder {
+                previous: self.last as u16,
+                next: next as u16,
+            }
+        }
+    }
+
     /// Writes the header and token and returns an encoder positioned at the
     /// options.
     ///
@@ -100,6 +122,7 @@ impl<'b> Encoder<'b> {
     /// let err = Encoder::new(&mut buf, MessageType::Con, Code::GET, 1, &[0; 9]).unwrap_err();
     /// assert_eq!(err, EncodeError::TokenTooLong { len: 9 });
     /// ```
+    #[inline]
     pub fn new(
         buf: &'b mut [u8],
         ty: MessageType,
@@ -130,7 +153,7 @@ impl<'b> Encoder<'b> {
         Ok(Self {
             buf,
             len: required,
-            last: 0,
+            last: if code.is_empty() { BARRIER } else { 0 },
             empty: code.is_empty(),
             in_payload: false,
         })
@@ -152,24 +175,45 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(enc.finish(), 8);
     /// # Ok::<(), EncodeError>(())
     /// ```
+    #[inline]
     pub fn option(&mut self, number: OptionNumber, value: &[u8]) -> Result<&mut Self, EncodeError> {
-        if self.in_payload {
-            return Err(EncodeError::OptionAfterPayload);
+        // Fast path, inlined: a 1-byte option header (delta and length
+        // below 13) that fits. Everything else, errors included, is out of
+        // line in `option_slow`.
+        let n = u32::from(number.0);
+        let vlen = value.len();
+        if n >= self.last && n - self.last < 13 && vlen < 13 {
+            let required = self.len + 1 + vlen;
+            if let Some((first, v)) = self
+                .buf
+                .get_mut(self.len..required)
+                .and_then(<[u8]>::split_first_mut)
+            {
+                *first = (((n - self.last) as u8) << 4) | vlen as u8;
+                v.copy_from_slice(value);
+                self.len = required;
+                self.last = n;
+                return Ok(self);
+            }
         }
-        if self.empty {
-            return Err(EncodeError::EmptyMessageNotEmpty);
-        }
-        if number.0 < self.last {
-            return Err(EncodeError::OutOfOrder {
-                previous: self.last,
-                next: number.0,
-            });
+        self.option_slow(number, value)
+    }
+
+    #[inline(never)]
+    fn option_slow(
+        &mut self,
+        number: OptionNumber,
+        value: &[u8],
+    ) -> Result<&mut Self, EncodeError> {
+        let number = u32::from(number.0);
+        if number < self.last {
+            return Err(self.order_error(number));
         }
         let vlen = value.len();
+        let delta = (number - self.last) as usize;
         if vlen > MAX_OPTION_VALUE_LEN {
             return Err(EncodeError::ValueTooLong { len: vlen });
         }
-        let delta = usize::from(number.0 - self.last);
         let (dn, dext) = nibble(delta);
         let (ln, lext) = nibble(vlen);
         let total = 1 + dext + lext + vlen;
@@ -188,7 +232,7 @@ impl<'b> Encoder<'b> {
             v.copy_from_slice(value);
         }
         self.len = required;
-        self.last = number.0;
+        self.last = number;
         Ok(self)
     }
 
@@ -203,6 +247,7 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(buf[4], 0x60);
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
+    #[inline]
     pub fn option_uint(
         &mut self,
         number: OptionNumber,
@@ -221,6 +266,7 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(enc.finish(), 4 + 1 + 11);
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
+    #[inline]
     pub fn option_str(
         &mut self,
         number: OptionNumber,
@@ -239,6 +285,7 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(&buf[4..7], &[0xd1, 0x0a, 0x16]);
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
+    #[inline]
     pub fn option_block(
         &mut self,
         number: OptionNumber,
@@ -288,6 +335,7 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(&buf[4..9], b"\xffabcd");
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
+    #[inline]
     pub fn payload(&mut self, data: &[u8]) -> Result<&mut Self, EncodeError> {
         self.payload_with(data.len(), |dst| dst.copy_from_slice(data))
     }
@@ -303,6 +351,7 @@ impl<'b> Encoder<'b> {
     /// assert_eq!(enc.as_bytes(), b"\x50\x45\x00\x01\xffxyz");
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
+    #[inline]
     pub fn payload_with(
         &mut self,
         len: usize,
@@ -326,6 +375,7 @@ impl<'b> Encoder<'b> {
         fill(body);
         self.len = required;
         self.in_payload = true;
+        self.last = BARRIER;
         Ok(self)
     }
 
@@ -339,6 +389,7 @@ impl<'b> Encoder<'b> {
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
@@ -366,6 +417,7 @@ impl<'b> Encoder<'b> {
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         self.buf.get(..self.len).unwrap_or_default()
     }
@@ -380,6 +432,7 @@ impl<'b> Encoder<'b> {
     /// # Ok::<(), coap_proto::EncodeError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn finish(self) -> usize {
         self.len
     }

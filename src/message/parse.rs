@@ -40,6 +40,7 @@ impl Header {
     /// assert!(Header::peek(&[0x40]).is_none());
     /// ```
     #[must_use]
+    #[inline]
     pub fn peek(buf: &[u8]) -> Option<Self> {
         let [b0, code, m0, m1, ..] = *buf else {
             return None;
@@ -83,6 +84,17 @@ pub struct Message<'a> {
     payload_start: usize,
 }
 
+/// Builds a parse error with the header (out of line: errors are rare).
+#[cold]
+#[inline(never)]
+fn parse_error(buf: &[u8], kind: ParseErrorKind, offset: usize) -> ParseError {
+    ParseError {
+        kind,
+        offset,
+        header: Header::peek(buf),
+    }
+}
+
 /// Reads an extended delta or length (§3.1) for `nibble` from the front of
 /// `rest`. Returns the value and the remaining bytes, or `None` if the
 /// extension bytes are missing. `nibble` must be below 15.
@@ -120,29 +132,26 @@ impl<'a> Message<'a> {
     /// let err = Message::parse(&[0x40, 0x01, 0x00, 0x01, 0xff]).unwrap_err();
     /// assert_eq!((err.kind, err.offset), (ParseErrorKind::EmptyPayload, 4));
     /// ```
+    #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Self, ParseError> {
-        let Some(header) = Header::peek(buf) else {
+        // The hot path reads the raw header bytes; the `Header` is only
+        // built for an error (`fail` is cold and out of line).
+        let [b0, code, _, _, ..] = *buf else {
             return Err(ParseError {
                 kind: ParseErrorKind::TooShort,
                 offset: 0,
                 header: None,
             });
         };
-        let fail = |kind, offset| {
-            Err(ParseError {
-                kind,
-                offset,
-                header: Some(header),
-            })
-        };
-        if header.version != super::VERSION {
+        let fail = |kind, offset| Err(parse_error(buf, kind, offset));
+        if b0 >> 6 != super::VERSION {
             return fail(ParseErrorKind::UnsupportedVersion, 0);
         }
-        let tkl = usize::from(header.token_len);
+        let tkl = usize::from(b0 & 0x0f);
         if tkl > MAX_TOKEN_LEN {
             return fail(ParseErrorKind::InvalidTokenLength, 0);
         }
-        if header.code.is_empty() && (tkl != 0 || buf.len() > 4) {
+        if code == 0 && (tkl != 0 || buf.len() > 4) {
             return fail(ParseErrorKind::EmptyMessageNotEmpty, 4);
         }
         let options_start = 4 + tkl;
@@ -160,6 +169,18 @@ impl<'a> Message<'a> {
                     payload_start: buf.len(),
                 });
             };
+            // Fast path: 1-byte option header (delta and length below 13).
+            if b < 0xd0 && b & 0x0f < 13 {
+                number += usize::from(b >> 4);
+                if number > usize::from(u16::MAX) {
+                    return fail(ParseErrorKind::OptionNumberOverflow, pos);
+                }
+                let Some(after) = after.get(usize::from(b & 0x0f)..) else {
+                    return fail(ParseErrorKind::OptionValueTruncated, pos);
+                };
+                rest = after;
+                continue;
+            }
             if b == PAYLOAD_MARKER {
                 if after.is_empty() {
                     return fail(ParseErrorKind::EmptyPayload, pos);
@@ -243,6 +264,7 @@ impl<'a> Message<'a> {
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn ty(&self) -> MessageType {
         MessageType::from_bits(self.buf.first().map_or(0, |b| b >> 4))
     }
@@ -255,6 +277,7 @@ impl<'a> Message<'a> {
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn code(&self) -> Code {
         Code(self.buf.get(1).copied().unwrap_or(0))
     }
@@ -267,6 +290,7 @@ impl<'a> Message<'a> {
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn message_id(&self) -> u16 {
         match *self.buf {
             [_, _, m0, m1, ..] => u16::from_be_bytes([m0, m1]),
@@ -283,6 +307,7 @@ impl<'a> Message<'a> {
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn token(&self) -> &'a [u8] {
         self.buf.get(4..self.options_start).unwrap_or_default()
     }
@@ -298,6 +323,7 @@ impl<'a> Message<'a> {
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn options(&self) -> Options<'a> {
         Options {
             rest: self
@@ -361,6 +387,7 @@ impl<'a> Message<'a> {
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         self.buf.get(self.payload_start..).unwrap_or_default()
     }
@@ -374,6 +401,7 @@ impl<'a> Message<'a> {
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn as_bytes(&self) -> &'a [u8] {
         self.buf
     }
@@ -387,6 +415,7 @@ impl<'a> Message<'a> {
     /// # Ok::<(), coap_proto::ParseError>(())
     /// ```
     #[must_use]
+    #[inline]
     pub fn options_bytes(&self) -> &'a [u8] {
         self.buf
             .get(self.options_start..self.options_end)
@@ -653,6 +682,22 @@ impl<'a> Iterator for Options<'a> {
     #[inline]
     fn next(&mut self) -> Option<OptionRef<'a>> {
         let (&b, after) = self.rest.split_first()?;
+        if b < 0xd0 && b & 0x0f < 13 {
+            let number = self.number + usize::from(b >> 4);
+            if let (Ok(n), Some((value, rest))) = (
+                u16::try_from(number),
+                after.split_at_checked(usize::from(b & 0x0f)),
+            ) {
+                self.number = number;
+                self.rest = rest;
+                return Some(OptionRef {
+                    number: OptionNumber(n),
+                    value,
+                });
+            }
+            self.rest = &[];
+            return None;
+        }
         let (dn, ln) = (b >> 4, b & 0x0f);
         let parsed = if dn == 15 || ln == 15 {
             None

@@ -39,6 +39,7 @@ pub fn decode_uint(value: &[u8]) -> Result<u32, ValueError> {
 /// assert_eq!(encode_uint(0x1_0000).as_ref(), &[1, 0, 0]);
 /// ```
 #[must_use]
+#[inline]
 pub fn encode_uint(n: u32) -> UintBytes {
     let bytes = n.to_be_bytes();
     let skip = (n.leading_zeros() / 8) as u8;
@@ -54,6 +55,7 @@ pub struct UintBytes {
 }
 
 impl AsRef<[u8]> for UintBytes {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self.bytes.get(usize::from(self.skip)..).unwrap_or_default()
     }
@@ -61,6 +63,7 @@ impl AsRef<[u8]> for UintBytes {
 
 impl core::ops::Deref for UintBytes {
     type Target = [u8];
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.as_ref()
     }
