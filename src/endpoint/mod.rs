@@ -80,15 +80,17 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
-pub use config::{
-    Config, DEDUP_BYTES, EXCHANGE_BYTES, PEER_BYTES, PENDING_BYTES, QUEUED_BYTES,
-    TransmissionParameters,
-};
 use config::POOL_BUFFERS;
-pub use event::{Event, IncomingRequest, OwnedMessage, RequestId, Response, ResponseHandle};
+pub use config::{
+    Config, DEDUP_BYTES, EXCHANGE_BYTES, NOTIFICATION_BYTES, PEER_BYTES, PENDING_BYTES,
+    QUEUED_BYTES, TransmissionParameters,
+};
+pub use event::{
+    Event, IncomingRequest, NotificationId, OwnedMessage, RequestId, Response, ResponseHandle,
+};
 
 use crate::message::{
-    Code, EncodeError, Encoder, Header, MAX_TOKEN_LEN, Message, MessageBuf, MessageType,
+    Code, EncodeError, Encoder, Header, MAX_TOKEN_LEN, Message, MessageBuf, MessageType, Observe,
     OptionNumber,
 };
 use crate::time::Instant;
@@ -159,6 +161,9 @@ pub enum Error {
     /// The code is not a request method (for requests) or not a response
     /// code (for responses).
     InvalidCode,
+    /// The command does not apply here (an observation of a multicast
+    /// group, RFC 7641 §5 leaves it out of scope).
+    Unsupported,
 }
 
 impl fmt::Display for Error {
@@ -172,6 +177,7 @@ impl fmt::Display for Error {
             Self::Encode(e) => write!(f, "encoding failed: {e}"),
             Self::ConfirmableMulticast => f.write_str("multicast requests must be NON"),
             Self::InvalidCode => f.write_str("invalid code for this command"),
+            Self::Unsupported => f.write_str("not supported for this peer"),
         }
     }
 }
@@ -182,6 +188,23 @@ impl From<EncodeError> for Error {
     fn from(e: EncodeError) -> Self {
         Self::Encode(e)
     }
+}
+
+/// How [`Endpoint::cancel_observe`] ends an observation (RFC 7641 §3.6).
+///
+/// ```
+/// use coap_proto::endpoint::Deregister;
+/// assert_ne!(Deregister::Active, Deregister::Passive);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deregister {
+    /// Send a GET with Observe:1 and the observation's token (its response
+    /// ends silently). While a (re-)registration is still in flight this
+    /// falls back to `Passive`.
+    Active,
+    /// Forget the token: the next notification gets a Reset, which makes
+    /// the server remove the observer.
+    Passive,
 }
 
 /// A datagram to send, written into the caller's buffer by
@@ -215,7 +238,11 @@ pub struct BufferTooSmall {
 
 impl fmt::Display for BufferTooSmall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "transmit buffer too small: {} bytes required", self.required)
+        write!(
+            f,
+            "transmit buffer too small: {} bytes required",
+            self.required
+        )
     }
 }
 
@@ -276,6 +303,16 @@ pub struct Stats {
     /// Incoming requests dropped unanswered after EXCHANGE_LIFETIME (the
     /// application never called `respond`).
     pub pending_expired: u64,
+    /// Notifications of observations delivered (`Event::Notification`).
+    pub notifications_in: u64,
+    /// Notifications older than one already delivered (RFC 7641 §3.4):
+    /// acknowledged, not delivered.
+    pub stale_notifications: u64,
+    /// Re-registrations of observations whose Max-Age ran out (§3.3.1).
+    pub reregistrations: u64,
+    /// Notifications sent as an observed resource's server (first
+    /// transmissions; retransmissions count in `retransmissions`).
+    pub notifications_out: u64,
 }
 
 /// A token, stored inline.
@@ -330,6 +367,21 @@ enum ReqState {
     AwaitResponse,
     /// Multicast: collecting responses until the deadline.
     Collecting,
+    /// An established observation (RFC 7641): no exchange in flight; the
+    /// deadline is the re-registration instant (§3.3.1).
+    Observing,
+}
+
+/// The client side of an observation (RFC 7641 §3).
+#[derive(Clone, Copy, Debug)]
+struct Observation {
+    /// A notification arrived: the token stays registered.
+    established: bool,
+    /// A deregistration (GET Observe:1) is in flight.
+    deregistering: bool,
+    /// The freshest notification so far: its Observe value and when it
+    /// arrived (§3.4: V1, T1).
+    freshest: Option<(u32, Instant)>,
 }
 
 #[derive(Debug)]
@@ -347,6 +399,30 @@ struct Outgoing<A> {
     /// Counts towards the peer's NSTART.
     outstanding: bool,
     datagram: Vec<u8>,
+}
+
+/// A notification sent as an observed resource's server (RFC 7641 §4.5):
+/// a CON one in flight, or the Message ID of the last NON one.
+#[derive(Debug)]
+struct Notification<A> {
+    /// The id of the latest notification of this observation.
+    id: u64,
+    peer: A,
+    token: Tok,
+    /// CON in flight (else a remembered NON).
+    con: bool,
+    /// The Message ID of the last transmission.
+    mid: u16,
+    /// The Message ID of the transmission before, still recognized.
+    prev_mid: Option<u16>,
+    backoff: Backoff,
+    deadline: Instant,
+    /// CON: the datagram to retransmit, or (when `fresh`) a newer
+    /// notification not sent yet. NON: empty.
+    datagram: Vec<u8>,
+    /// `datagram` supersedes the CON in flight (§4.5.2) and goes out with
+    /// a new Message ID when that attempt ends.
+    fresh: bool,
 }
 
 #[derive(Debug)]
@@ -475,6 +551,7 @@ enum Timer {
     AckDelay(u64),
     Delayed(u64),
     Peer(u64),
+    Notification(u64),
 }
 
 /// Which table slot a queued event keeps until it is polled.
@@ -483,12 +560,14 @@ enum Hold {
     Nothing,
     Request,
     Separate,
+    Notification,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum MidOwner {
     Request(u64),
     Separate(u64),
+    Notification(u64),
 }
 
 /// Work budget per `handle_timeout` call: due timers beyond it stay due and
@@ -498,6 +577,9 @@ const TIMER_BUDGET: usize = 1024;
 const EXPIRY_BUDGET: usize = 256;
 /// Spare buffers kept for reuse.
 const POOL_MAX: usize = POOL_BUFFERS;
+/// Freed deduplication replies kept for reuse (their bytes still count
+/// against `max_dedup_bytes`).
+const REPLY_POOL_MAX: usize = 16;
 
 /// The sans-IO CoAP endpoint; see the [module docs](self) for the call
 /// contract.
@@ -512,16 +594,29 @@ pub struct Endpoint<A: Address> {
     stats: Stats,
 
     requests: BTreeMap<u64, Outgoing<A>>,
+    /// The requests that are observations (RFC 7641), kept apart so that
+    /// other requests do not pay for them.
+    observations: BTreeMap<u64, Observation>,
     by_token: BTreeMap<(A, Tok), u64>,
     mcast_by_token: BTreeMap<Tok, u64>,
     by_mid: BTreeMap<(A, u16), MidOwner>,
     separate: BTreeMap<u64, Separate<A>>,
     pending: BTreeMap<u64, Pending<A>>,
     delayed: BTreeMap<u64, (A, Vec<u8>)>,
+    notifications: BTreeMap<u64, Notification<A>>,
+    notification_of: BTreeMap<(A, Tok), u64>,
+    /// Remembered NON notifications by expiry, oldest first (evicted first).
+    remembered: BTreeSet<(Instant, u64)>,
 
     dedup: BTreeMap<(A, u16), DedupEntry>,
     dedup_order: VecDeque<(A, u16, u64)>,
     dedup_bytes: usize,
+    /// Freed cached replies (exactly sized) kept for the next reply of about
+    /// the same size, so that caching a reply does not allocate in steady
+    /// state; `reply_pool_bytes` counts against `max_dedup_bytes` together
+    /// with `dedup_bytes`. Emptied whenever the cache is.
+    reply_pool: Vec<Vec<u8>>,
+    reply_pool_bytes: usize,
     dedup_seq: u64,
 
     peers: BTreeMap<A, Peer>,
@@ -539,6 +634,7 @@ pub struct Endpoint<A: Address> {
     /// application issues commands without polling events.
     held_requests: usize,
     held_separate: usize,
+    held_notifications: usize,
     pool: Vec<Vec<u8>>,
 }
 
@@ -549,6 +645,7 @@ impl<A: Address> fmt::Debug for Endpoint<A> {
             .field("requests", &self.requests.len())
             .field("pending", &self.pending.len())
             .field("separate", &self.separate.len())
+            .field("notifications", &self.notifications.len())
             .field("dedup", &self.dedup.len())
             .field("peers", &self.peers.len())
             .field("timers", &self.timers.len())
@@ -568,6 +665,8 @@ pub struct TableSizes {
     pub pending: usize,
     /// Separate responses awaiting their ACK, plus delayed multicast answers.
     pub separate: usize,
+    /// Notifications in flight or remembered (RFC 7641, server side).
+    pub notifications: usize,
     /// Deduplication entries.
     pub dedup: usize,
     /// Bytes of responses cached for deduplication.
@@ -615,7 +714,8 @@ impl<A: Address> Endpoint<A> {
         // whatever the shared MID spaces draw.
         let mut side = Rng::new(seed ^ 0x6d69_6473_7061_6365);
         let mid_key = side.next_u64();
-        let shared_mids = core::array::from_fn(|_| MidSpace::new((side.next_u64() & 0xffff) as u16));
+        let shared_mids =
+            core::array::from_fn(|_| MidSpace::new((side.next_u64() & 0xffff) as u16));
         Self {
             config,
             rng: Rng::new(seed),
@@ -623,15 +723,21 @@ impl<A: Address> Endpoint<A> {
             next_id: 1,
             stats: Stats::default(),
             requests: BTreeMap::new(),
+            observations: BTreeMap::new(),
             by_token: BTreeMap::new(),
             mcast_by_token: BTreeMap::new(),
             by_mid: BTreeMap::new(),
             separate: BTreeMap::new(),
             pending: BTreeMap::new(),
             delayed: BTreeMap::new(),
+            notifications: BTreeMap::new(),
+            notification_of: BTreeMap::new(),
+            remembered: BTreeSet::new(),
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             dedup_bytes: 0,
+            reply_pool: Vec::new(),
+            reply_pool_bytes: 0,
             dedup_seq: 0,
             peers: BTreeMap::new(),
             shared_mids,
@@ -643,6 +749,7 @@ impl<A: Address> Endpoint<A> {
             events: VecDeque::new(),
             held_requests: 0,
             held_separate: 0,
+            held_notifications: 0,
             pool: Vec::new(),
         }
     }
@@ -687,6 +794,7 @@ impl<A: Address> Endpoint<A> {
             requests: self.requests.len(),
             pending: self.pending.len(),
             separate: self.separate.len() + self.delayed.len(),
+            notifications: self.notifications.len(),
             dedup: self.dedup.len(),
             dedup_bytes: self.dedup_bytes,
             peers: self.peers.len(),
@@ -711,12 +819,25 @@ impl<A: Address> Endpoint<A> {
         let t = self.tables();
         let event_buffer = |e: &(Event<A>, Hold)| match &e.0 {
             Event::Request(r) => r.message.capacity(),
-            Event::Response(r) => r.message.capacity(),
+            Event::Response(r) | Event::Notification(r) => r.message.capacity(),
             _ => 0,
         };
-        let retained: usize = self.requests.values().map(|r| r.datagram.capacity()).sum::<usize>()
-            + self.separate.values().map(|s| s.datagram.capacity()).sum::<usize>()
+        let retained: usize = self
+            .requests
+            .values()
+            .map(|r| r.datagram.capacity())
+            .sum::<usize>()
+            + self
+                .separate
+                .values()
+                .map(|s| s.datagram.capacity())
+                .sum::<usize>()
             + self.delayed.values().map(|d| d.1.capacity()).sum::<usize>()
+            + self
+                .notifications
+                .values()
+                .map(|n| n.datagram.capacity())
+                .sum::<usize>()
             + self.transmits.iter().map(|t| t.1.capacity()).sum::<usize>()
             + self.events.iter().map(event_buffer).sum::<usize>()
             + self.pool.iter().map(Vec::capacity).sum::<usize>();
@@ -724,7 +845,9 @@ impl<A: Address> Endpoint<A> {
             + t.pending * PENDING_BYTES
             + t.dedup * DEDUP_BYTES
             + t.dedup_bytes
+            + self.reply_pool_bytes
             + t.peers * PEER_BYTES
+            + t.notifications * NOTIFICATION_BYTES
             + (t.transmits + t.events) * QUEUED_BYTES
             + retained
     }
@@ -889,6 +1012,9 @@ impl<A: Address> Endpoint<A> {
             Hold::Nothing => {}
             Hold::Request => self.held_requests = self.held_requests.saturating_sub(1),
             Hold::Separate => self.held_separate = self.held_separate.saturating_sub(1),
+            Hold::Notification => {
+                self.held_notifications = self.held_notifications.saturating_sub(1);
+            }
         }
         Some(event)
     }
@@ -898,6 +1024,7 @@ impl<A: Address> Endpoint<A> {
             Hold::Nothing => {}
             Hold::Request => self.held_requests += 1,
             Hold::Separate => self.held_separate += 1,
+            Hold::Notification => self.held_notifications += 1,
         }
         self.events.push_back((event, hold));
     }
@@ -971,6 +1098,7 @@ impl<A: Address> Endpoint<A> {
                     }
                 }
                 Timer::Peer(pid) => self.peer_timer(now, pid),
+                Timer::Notification(key) => self.notification_timer(now, key),
                 Timer::Pending(h) => {
                     // RFC 7252 §4.8.2: after EXCHANGE_LIFETIME no client
                     // waits for this answer any more; free the slot.
@@ -996,8 +1124,9 @@ impl<A: Address> Endpoint<A> {
                     req.backoff.timeout = req.backoff.timeout.saturating_mul(2);
                     let at = now + req.backoff.timeout;
                     req.deadline = Some(at);
-                    let (peer, datagram) = (req.peer, req.datagram.clone());
+                    let peer = req.peer;
                     self.arm(at, Timer::Request(id));
+                    let datagram = self.copy_request_datagram(id);
                     self.stats.retransmissions += 1;
                     self.note_sent(peer, datagram.len());
                     self.send(peer, datagram);
@@ -1019,6 +1148,9 @@ impl<A: Address> Endpoint<A> {
                 let peer = req.peer;
                 self.pump_queue(now, peer);
             }
+            // RFC 7641 §3.3.1: no notification within Max-Age (plus the
+            // refresh delay): register again, same token, new MID.
+            ReqState::Observing => self.reregister(now, id),
         }
     }
 
@@ -1031,15 +1163,23 @@ impl<A: Address> Endpoint<A> {
             s.backoff.attempt += 1;
             s.backoff.timeout = s.backoff.timeout.saturating_mul(2);
             s.deadline = now + s.backoff.timeout;
-            let (peer, at, datagram) = (s.peer, s.deadline, s.datagram.clone());
+            let (peer, at) = (s.peer, s.deadline);
             self.arm(at, Timer::Separate(id));
+            // A pooled copy, not a clone: no allocation in steady state.
+            let mut datagram = self.buffer();
+            if let Some(s) = self.separate.get(&id) {
+                datagram.extend_from_slice(&s.datagram);
+            }
             self.stats.retransmissions += 1;
             self.send(peer, datagram);
         } else if let Some(s) = self.separate.remove(&id) {
             self.stats.timeouts += 1;
             self.by_mid.remove(&(s.peer, s.mid));
             self.recycle(s.datagram);
-            self.push_event(Event::ResponseFailed(ResponseHandle(s.handle)), Hold::Separate);
+            self.push_event(
+                Event::ResponseFailed(ResponseHandle(s.handle)),
+                Hold::Separate,
+            );
         }
     }
 
@@ -1102,8 +1242,18 @@ impl<A: Address> Endpoint<A> {
     /// (RFC 7252 §4.4): entering a block of 4096 MIDs again waits until
     /// EXCHANGE_LIFETIME has passed since any MID in it was last used.
     fn mid_blocked_until(&self, now: Instant, peer: A) -> Option<Instant> {
-        let lifetime = self.config.transmission.exchange_lifetime();
+        let lifetime = self.mid_lifetime();
         self.peers.get(&peer)?.mids.blocked_until(now, lifetime)
+    }
+
+    /// How long a used MID stays taken (RFC 7252 §4.4): EXCHANGE_LIFETIME,
+    /// or MAX_TRANSMIT_WAIT when the parameters make that longer (a small
+    /// MAX_LATENCY with a large ACK_TIMEOUT): a CON still waiting for its
+    /// ACK must never share its MID with a new message (found by the
+    /// `endpoint_pair` fuzz target).
+    fn mid_lifetime(&self) -> Duration {
+        let p = self.config.transmission;
+        p.exchange_lifetime().max(p.max_transmit_wait())
     }
 
     /// Which shared MID space a peer without an entry uses.
@@ -1119,18 +1269,25 @@ impl<A: Address> Endpoint<A> {
 
     /// Allocates the next MID towards `peer` (RFC 7252 §4.4: sequential from
     /// a random start, never reused within EXCHANGE_LIFETIME): from the
-    /// peer's own space if it has an entry, else from its shared space. It
-    /// never creates a peer entry, so answering spoofed sources cannot fill
-    /// the peer table.
+    /// peer's own space (created while the peer table has room), else from
+    /// its shared space, so a full peer table never stops answers.
     fn alloc_mid(&mut self, now: Instant, peer: A) -> Result<u16, Error> {
-        let lifetime = self.config.transmission.exchange_lifetime();
-        let index = self.space_index(&peer);
-        let space = match self.peers.get_mut(&peer) {
-            Some(p) => {
-                p.last_mid_use = now;
-                &mut p.mids
+        let lifetime = self.mid_lifetime();
+        // A peer gets its own MID space (65536 MIDs per EXCHANGE_LIFETIME)
+        // while the peer table has room; only when it is full (a flood of
+        // spoofed sources) do answers fall back to the shared spaces.
+        let _ = self.peer_entry(now, peer);
+        let space = if self.peers.contains_key(&peer) {
+            match self.peers.get_mut(&peer) {
+                Some(p) => {
+                    p.last_mid_use = now;
+                    &mut p.mids
+                }
+                None => return Err(Error::NoCapacity),
             }
-            None => self.shared_mids.get_mut(index).ok_or(Error::NoCapacity)?,
+        } else {
+            let index = self.space_index(&peer);
+            self.shared_mids.get_mut(index).ok_or(Error::NoCapacity)?
         };
         if space.blocked_until(now, lifetime).is_some() {
             self.stats.mid_exhausted += 1;
@@ -1168,8 +1325,7 @@ impl<A: Address> Endpoint<A> {
         };
         let rate = u128::from(self.config.transmission.probing_rate.max(1));
         let allowed = (now - since).as_micros() * rate / 1_000_000;
-        u128::from(bytes) + len as u128 <= allowed.max(1)
-            || u128::from(bytes) == 0
+        u128::from(bytes) + len as u128 <= allowed.max(1) || u128::from(bytes) == 0
     }
 
     fn probing_wait(&self, now: Instant, peer: A, len: usize) -> Instant {
@@ -1185,7 +1341,7 @@ impl<A: Address> Endpoint<A> {
     }
 
     fn schedule_peer_expiry(&mut self, peer: A) {
-        let lifetime = self.config.transmission.exchange_lifetime();
+        let lifetime = self.mid_lifetime();
         let Some(&pid) = self.peer_id_of.get(&peer) else {
             return;
         };
@@ -1202,7 +1358,7 @@ impl<A: Address> Endpoint<A> {
         let Some(&peer) = self.peer_ids.get(&pid) else {
             return;
         };
-        let lifetime = self.config.transmission.exchange_lifetime();
+        let lifetime = self.mid_lifetime();
         let Some(p) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -1271,11 +1427,26 @@ impl<A: Address> Endpoint<A> {
         method: Code,
         build: impl FnOnce(&mut Encoder<'_>) -> Result<(), EncodeError>,
     ) -> Result<RequestId, Error> {
+        self.open_request(now, peer, confirmable, method, None, build)
+    }
+
+    fn open_request(
+        &mut self,
+        now: Instant,
+        peer: A,
+        confirmable: bool,
+        method: Code,
+        observe: Option<Observation>,
+        build: impl FnOnce(&mut Encoder<'_>) -> Result<(), EncodeError>,
+    ) -> Result<RequestId, Error> {
         let now = self.advance(now);
         if !method.is_request() {
             return Err(Error::InvalidCode);
         }
         let multicast = peer.is_multicast();
+        if multicast && observe.is_some() {
+            return Err(Error::Unsupported);
+        }
         if multicast && confirmable {
             return Err(Error::ConfirmableMulticast);
         }
@@ -1287,7 +1458,11 @@ impl<A: Address> Endpoint<A> {
             self.check_mid_space(now, peer)?;
         }
         let token = self.fresh_token(peer, multicast).ok_or(Error::NoCapacity)?;
-        let ty = if confirmable { MessageType::Con } else { MessageType::Non };
+        let ty = if confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
         let datagram = self.encode_with(ty, method, 0, token.as_slice(), build)?;
         let id = self.new_id();
         if multicast {
@@ -1314,6 +1489,9 @@ impl<A: Address> Endpoint<A> {
                 datagram,
             },
         );
+        if let Some(o) = observe {
+            self.observations.insert(id, o);
+        }
         self.try_start(now, id);
         Ok(RequestId(id))
     }
@@ -1473,6 +1651,16 @@ impl<A: Address> Endpoint<A> {
         }
     }
 
+    /// A copy of a request's retained datagram in a pooled buffer (a
+    /// `clone` would allocate on every transmission).
+    fn copy_request_datagram(&mut self, id: u64) -> Vec<u8> {
+        let mut b = self.buffer();
+        if let Some(r) = self.requests.get(&id) {
+            b.extend_from_slice(&r.datagram);
+        }
+        b
+    }
+
     fn start(&mut self, now: Instant, id: u64) {
         let mid = match self.requests.get(&id) {
             Some(r) if r.multicast => (self.rng.next_u64() & 0xffff) as u16,
@@ -1512,7 +1700,8 @@ impl<A: Address> Endpoint<A> {
         req.state = state;
         req.deadline = Some(at);
         req.outstanding = !req.multicast;
-        let (peer, datagram, multicast) = (req.peer, req.datagram.clone(), req.multicast);
+        let (peer, multicast) = (req.peer, req.multicast);
+        let datagram = self.copy_request_datagram(id);
         self.disarm(old, Timer::Request(id));
         self.arm(at, Timer::Request(id));
         self.by_mid.insert((peer, mid), MidOwner::Request(id));
@@ -1553,15 +1742,24 @@ impl<A: Address> Endpoint<A> {
         } else if !req.ping {
             self.by_token.remove(&(req.peer, req.token));
         }
-        if req.state != ReqState::Queued && self.by_mid.get(&(req.peer, req.mid)) == Some(&MidOwner::Request(id)) {
+        if req.state != ReqState::Queued
+            && self.by_mid.get(&(req.peer, req.mid)) == Some(&MidOwner::Request(id))
+        {
             self.by_mid.remove(&(req.peer, req.mid));
         }
         if let Some(p) = self.peers.get_mut(&req.peer) {
             p.queue.retain(|q| *q != id);
         }
         self.recycle(req.datagram);
-        if let Some(e) = event {
-            self.push_event(e, Hold::Request);
+        // A deregistration ends without an event (RFC 7641 §3.6).
+        let silent = self
+            .observations
+            .remove(&id)
+            .is_some_and(|o| o.deregistering);
+        match event {
+            Some(Event::Response(r)) if silent => self.recycle(r.message.into_bytes()),
+            Some(e) if !silent => self.push_event(e, Hold::Request),
+            _ => {}
         }
         if !req.multicast {
             self.schedule_peer_expiry(req.peer);
@@ -1615,7 +1813,12 @@ impl<A: Address> Endpoint<A> {
     /// assert_eq!(&buf[..t.len], b"\x61\x45\x12\x34\xaa"); // piggybacked: same MID and token
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn respond(&mut self, now: Instant, handle: ResponseHandle, msg: &MessageBuf) -> Result<(), Error> {
+    pub fn respond(
+        &mut self,
+        now: Instant,
+        handle: ResponseHandle,
+        msg: &MessageBuf,
+    ) -> Result<(), Error> {
         self.respond_with(now, handle, msg.code(), |enc| {
             for o in msg.options() {
                 enc.option(o.number, o.value)?;
@@ -1665,7 +1868,8 @@ impl<A: Address> Endpoint<A> {
         }
         if con && !acked {
             // Piggybacked on the ACK (§5.2.1).
-            let datagram = self.encode_with(MessageType::Ack, code, req_mid, token.as_slice(), build)?;
+            let datagram =
+                self.encode_with(MessageType::Ack, code, req_mid, token.as_slice(), build)?;
             self.drop_pending(handle.0);
             self.dedup_done(peer, req_mid, Some(&datagram));
             self.send(peer, datagram);
@@ -1676,12 +1880,30 @@ impl<A: Address> Endpoint<A> {
         // passed (multicast): both count against max_separate, as do their
         // outcome events not polled yet. Checked first, so no MID is spent.
         if (separate_con || multicast)
-            && self.separate.len() + self.delayed.len() + self.held_separate >= self.config.max_separate
+            && self.separate.len() + self.delayed.len() + self.held_separate
+                >= self.config.max_separate
         {
             return Err(Error::NoCapacity);
         }
-        let mid = self.alloc_mid(now, peer)?;
-        let ty = if separate_con { MessageType::Con } else { MessageType::Non };
+        let mid = match self.alloc_mid(now, peer) {
+            Ok(mid) => mid,
+            Err(e) => {
+                if !con {
+                    // A NON answer that cannot be sent now is lost like a
+                    // dropped datagram (§4.3 gives NON no reliability);
+                    // free the slot instead of holding it for
+                    // EXCHANGE_LIFETIME.
+                    self.drop_pending(handle.0);
+                    self.dedup_done(peer, req_mid, None);
+                }
+                return Err(e);
+            }
+        };
+        let ty = if separate_con {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
         let datagram = self.encode_with(ty, code, mid, token.as_slice(), build)?;
         self.drop_pending(handle.0);
         if !con {
@@ -1690,7 +1912,9 @@ impl<A: Address> Endpoint<A> {
         self.schedule_peer_expiry(peer);
         if multicast {
             let leisure = self.config.transmission.default_leisure.as_micros();
-            let delay = self.rng.below_inclusive(u64::try_from(leisure).unwrap_or(u64::MAX));
+            let delay = self
+                .rng
+                .below_inclusive(u64::try_from(leisure).unwrap_or(u64::MAX));
             let at = now + Duration::from_micros(delay);
             let id = self.new_id();
             self.delayed.insert(id, (peer, datagram));
@@ -1708,7 +1932,10 @@ impl<A: Address> Endpoint<A> {
                     handle: handle.0,
                     peer,
                     mid,
-                    backoff: Backoff { attempt: 0, timeout },
+                    backoff: Backoff {
+                        attempt: 0,
+                        timeout,
+                    },
                     deadline: at,
                     datagram,
                 },
@@ -1758,6 +1985,642 @@ impl<A: Address> Endpoint<A> {
         }
     }
 
+    // ----- Observe, client side (RFC 7641 §3) -------------------------------
+
+    /// Observes a resource (RFC 7641 §3.1): sends `msg` (a GET, or a FETCH
+    /// as RFC 8132 allows) with Observe:0 added (an Observe option already
+    /// in `msg` is replaced), like [`request`](Self::request).
+    ///
+    /// Every 2.xx response carrying an Observe option is reported as
+    /// [`Event::Notification`], the first one included, and keeps the
+    /// observation open: the token stays registered, CON notifications are
+    /// acknowledged (and deduplicated), and a notification older than one
+    /// already delivered is acknowledged but not delivered (§3.4: the 2^23
+    /// serial number comparison, or more than 128 s since the freshest).
+    /// When no newer notification arrives within its Max-Age (default 60 s)
+    /// plus [`Config::observe_refresh_delay`] and a random share of
+    /// [`Config::observe_refresh_jitter`], the endpoint registers again
+    /// with the same request and token (§3.3.1). A response without Observe,
+    /// or with an error code, ends the observation as [`Event::Response`];
+    /// so do `TimedOut` and `Reset`. End it yourself with
+    /// [`cancel_observe`](Self::cancel_observe). An observation holds its
+    /// `max_requests` slot while it is open.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::{Code, Instant, Message, MessageBuf, MessageType, Observe, OptionNumber};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let mut get = MessageBuf::new(MessageType::Con, Code::GET);
+    /// get.add_option(OptionNumber::URI_PATH, "obs");
+    /// ep.observe(Instant::ZERO, 2, &get)?;
+    /// let mut buf = [0u8; 64];
+    /// let t = ep.poll_transmit(&mut buf)?.unwrap();
+    /// assert_eq!(Message::parse(&buf[..t.len])?.observe(), Some(Observe::REGISTER));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn observe(&mut self, now: Instant, peer: A, msg: &MessageBuf) -> Result<RequestId, Error> {
+        if msg.code() != Code::GET && msg.code() != Code::FETCH {
+            return Err(Error::InvalidCode);
+        }
+        let observation = Observation {
+            established: false,
+            deregistering: false,
+            freshest: None,
+        };
+        let confirmable = msg.ty() == MessageType::Con;
+        self.open_request(
+            now,
+            peer,
+            confirmable,
+            msg.code(),
+            Some(observation),
+            |enc| {
+                let mut placed = false;
+                for o in msg.options() {
+                    if o.number == OptionNumber::OBSERVE {
+                        continue;
+                    }
+                    if !placed && o.number.0 > OptionNumber::OBSERVE.0 {
+                        enc.option(OptionNumber::OBSERVE, &[])?;
+                        placed = true;
+                    }
+                    enc.option(o.number, o.value)?;
+                }
+                if !placed {
+                    enc.option(OptionNumber::OBSERVE, &[])?;
+                }
+                enc.payload(msg.payload())?;
+                Ok(())
+            },
+        )
+    }
+
+    /// Ends an observation (RFC 7641 §3.6). [`Deregister::Active`] sends the
+    /// registration request again with Observe:1 and the same token (all
+    /// other options identical); its response, and any notification that
+    /// arrives meanwhile, end it without an event. [`Deregister::Passive`]
+    /// forgets the token at once, like [`cancel`](Self::cancel): the next
+    /// notification is answered with a Reset, which makes the server remove
+    /// the observer. Active deregistration needs an observation between
+    /// exchanges; while its (re-)registration is in flight it falls back to
+    /// passive. For a request that is not an observation this is `cancel`.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Deregister, Endpoint, Error};
+    /// # use coap_proto::{Code, Instant, MessageBuf, MessageType};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let id = ep.observe(Instant::ZERO, 2, &MessageBuf::new(MessageType::Con, Code::GET))?;
+    /// ep.cancel_observe(Instant::ZERO, id, Deregister::Passive)?;
+    /// assert_eq!(ep.tables().requests, 0);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn cancel_observe(
+        &mut self,
+        now: Instant,
+        id: RequestId,
+        how: Deregister,
+    ) -> Result<(), Error> {
+        let now = self.advance(now);
+        let Some(req) = self.requests.get_mut(&id.0) else {
+            return Err(Error::UnknownHandle);
+        };
+        let active = how == Deregister::Active
+            && req.state == ReqState::Observing
+            && self
+                .observations
+                .get(&id.0)
+                .is_some_and(|o| !o.deregistering);
+        if !active {
+            return self.cancel(now, id);
+        }
+        let old = core::mem::take(&mut req.datagram);
+        let token = req.token;
+        let built = match Message::parse(&old) {
+            Ok(m) => self.encode_with(m.ty(), m.code(), 0, token.as_slice(), |enc| {
+                for o in m.options() {
+                    if o.number == OptionNumber::OBSERVE {
+                        enc.option(OptionNumber::OBSERVE, &[1])?;
+                    } else {
+                        enc.option(o.number, o.value)?;
+                    }
+                }
+                enc.payload(m.payload())?;
+                Ok(())
+            }),
+            Err(_) => Err(EncodeError::BufferTooSmall { required: 0 }),
+        };
+        self.recycle(old);
+        let Ok(datagram) = built else {
+            return self.cancel(now, id);
+        };
+        let Some(req) = self.requests.get_mut(&id.0) else {
+            return Err(Error::UnknownHandle);
+        };
+        req.datagram = datagram;
+        req.state = ReqState::Queued;
+        let old = req.deadline.take();
+        self.disarm(old, Timer::Request(id.0));
+        if let Some(o) = self.observations.get_mut(&id.0) {
+            o.deregistering = true;
+        }
+        self.try_start(now, id.0);
+        Ok(())
+    }
+
+    /// Registers an observation again (RFC 7641 §3.3.1): the same request
+    /// and token, a new Message ID, in line with the peer's other requests.
+    fn reregister(&mut self, now: Instant, id: u64) {
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        req.state = ReqState::Queued;
+        let peer = req.peer;
+        self.stats.reregistrations += 1;
+        if self.peer_entry(now, peer).is_err() {
+            self.stats.timeouts += 1;
+            self.finish_request(now, id, Some(Event::TimedOut(RequestId(id))));
+            return;
+        }
+        self.try_start(now, id);
+    }
+
+    /// Whether a notification for request `id` must be dropped because the
+    /// event queue is full (it is then not acknowledged either).
+    fn notification_blocked(&self, id: u64, msg: &Message<'_>) -> bool {
+        self.events.len() >= self.config.max_events
+            && msg.code().is_success()
+            && msg.has_option(OptionNumber::OBSERVE)
+            && self
+                .observations
+                .get(&id)
+                .is_some_and(|o| !o.deregistering)
+    }
+
+    /// A response for an observation: a notification keeps it open, any
+    /// other response ends it (RFC 7641 §3.1, §3.2). `exchange`: it answers
+    /// the (re-)registration in flight (piggybacked), so it is the freshest
+    /// by construction.
+    #[allow(clippy::too_many_arguments)] // the response and where it came from
+    fn observation_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        obs: Observation,
+        from: A,
+        datagram: &[u8],
+        msg: &Message<'_>,
+        exchange: bool,
+    ) {
+        if obs.deregistering {
+            self.finish_request(now, id, None);
+            return;
+        }
+        let value = msg.observe().map(Observe::value);
+        let Some(v2) = value.filter(|_| msg.code().is_success()) else {
+            self.stats.responses_in += 1;
+            let buf = self.buffer();
+            let event = Event::Response(Response {
+                id: RequestId(id),
+                peer: from,
+                message: OwnedMessage::new(buf, datagram, msg),
+            });
+            self.finish_request(now, id, Some(event));
+            return;
+        };
+        // RFC 7641 §3.4: newer than the freshest so far?
+        let fresh = exchange
+            || obs.freshest.is_none_or(|(v1, t1)| {
+                (v1 < v2 && v2 - v1 < 1 << 23)
+                    || (v1 > v2 && v1 - v2 > 1 << 23)
+                    || now > t1 + Duration::from_secs(128)
+            });
+        if !fresh {
+            self.stats.stale_notifications += 1;
+            return;
+        }
+        let max_age = msg.uint_option(OptionNumber::MAX_AGE).unwrap_or(60);
+        self.settle_observation(now, id, v2, max_age);
+        self.stats.responses_in += 1;
+        self.stats.notifications_in += 1;
+        let buf = self.buffer();
+        let event = Event::Notification(Response {
+            id: RequestId(id),
+            peer: from,
+            message: OwnedMessage::new(buf, datagram, msg),
+        });
+        self.push_event(event, Hold::Nothing);
+    }
+
+    /// Records a fresh notification: the exchange in flight (if any) is
+    /// over, and the re-registration is due after its Max-Age.
+    fn settle_observation(&mut self, now: Instant, id: u64, value: u32, max_age: u32) {
+        self.release_outstanding(now, id);
+        let p = self.config;
+        let jitter = u64::try_from(p.observe_refresh_jitter.as_micros()).unwrap_or(u64::MAX);
+        let jitter = Duration::from_micros(self.rng.below_inclusive(jitter));
+        let at = now
+            .saturating_add(Duration::from_secs(u64::from(max_age)))
+            .saturating_add(p.observe_refresh_delay)
+            .saturating_add(jitter);
+        let Some(req) = self.requests.get_mut(&id) else {
+            return;
+        };
+        let (peer, mid, state) = (req.peer, req.mid, req.state);
+        req.state = ReqState::Observing;
+        if let Some(o) = self.observations.get_mut(&id) {
+            o.established = true;
+            o.freshest = Some((value, now));
+        }
+        let old = req.deadline.replace(at);
+        self.disarm(old, Timer::Request(id));
+        self.arm(at, Timer::Request(id));
+        if state != ReqState::Queued
+            && self.by_mid.get(&(peer, mid)) == Some(&MidOwner::Request(id))
+        {
+            self.by_mid.remove(&(peer, mid));
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.queue.retain(|q| *q != id);
+        }
+    }
+
+    // ----- Observe, server side (RFC 7641 §4) -------------------------------
+
+    /// Sends a notification of an observed resource (RFC 7641 §4.2) to
+    /// `peer` with the observation's `token`, outside any pending exchange:
+    /// `msg`'s code, options (the Observe option included: the caller keeps
+    /// the sequence numbers of §4.4) and payload, in a CON
+    /// (`confirmable`, retransmitted as RFC 7252 §4.2 says) or NON message.
+    ///
+    /// Outcomes: a CON notification ends with
+    /// [`Event::NotificationDelivered`], [`Event::NotificationRejected`]
+    /// (a Reset) or [`Event::NotificationTimedOut`]. The Message ID of the
+    /// last NON notification of each observation is remembered for
+    /// NON_LIFETIME, so that a Reset to it is reported as
+    /// `NotificationRejected` too (§4.5); nothing else is reported for it.
+    ///
+    /// A notification for an observation whose CON notification is still
+    /// in flight supersedes it (§4.5.2): it is sent as CON when the current
+    /// attempt ends (acknowledged: at once, with fresh transmission
+    /// parameters; timed out: with a new Message ID, the retransmission
+    /// counter incremented and the timeout doubled; after the last attempt
+    /// it times out instead), and the superseded notification reports
+    /// nothing more. So at most one notification per observation is in
+    /// flight (RFC 7641 §4.5.1 with NSTART 1).
+    ///
+    /// Bounded by [`Config::max_notifications`].
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint, Event};
+    /// # use coap_proto::{Code, Instant, Message, MessageBuf, MessageType, OptionNumber};
+    /// let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let mut n = MessageBuf::new(MessageType::Con, Code::CONTENT);
+    /// n.add_option_uint(OptionNumber::OBSERVE, 7);
+    /// n.set_payload("21.5 C");
+    /// let id = server.notify(Instant::ZERO, 9, &[0xab], true, &n)?;
+    /// let mut buf = [0u8; 64];
+    /// let t = server.poll_transmit(&mut buf)?.unwrap();
+    /// let sent = Message::parse(&buf[..t.len])?;
+    /// assert_eq!((sent.ty(), sent.token(), sent.payload()), (MessageType::Con, &[0xab][..], &b"21.5 C"[..]));
+    /// // The client acknowledges it.
+    /// server.handle_datagram(Instant::from_millis(20), 9, &[0x60, 0, buf[2], buf[3]]);
+    /// assert!(matches!(server.poll_event(), Some(Event::NotificationDelivered(d)) if d == id));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn notify(
+        &mut self,
+        now: Instant,
+        peer: A,
+        token: &[u8],
+        confirmable: bool,
+        msg: &MessageBuf,
+    ) -> Result<NotificationId, Error> {
+        self.notify_with(now, peer, token, confirmable, msg.code(), |enc| {
+            for o in msg.options() {
+                enc.option(o.number, o.value)?;
+            }
+            enc.payload(msg.payload())?;
+            Ok(())
+        })
+    }
+
+    /// Sends a notification, letting `build` write its options and payload
+    /// straight into the datagram; see [`notify`](Self::notify).
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::{Code, Instant, OptionNumber};
+    /// let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// server.notify_with(Instant::ZERO, 9, &[1, 2], false, Code::CONTENT, |enc| {
+    ///     enc.option_uint(OptionNumber::OBSERVE, 12)?;
+    ///     enc.payload(b"on")?;
+    ///     Ok(())
+    /// })?;
+    /// assert_eq!(server.tables().notifications, 1); // its Message ID, for a Reset
+    /// # Ok::<(), coap_proto::endpoint::Error>(())
+    /// ```
+    // The cases of §4.5 and §4.5.2 in order: supersede, make room, send.
+    #[allow(clippy::too_many_lines)]
+    pub fn notify_with(
+        &mut self,
+        now: Instant,
+        peer: A,
+        token: &[u8],
+        confirmable: bool,
+        code: Code,
+        build: impl FnOnce(&mut Encoder<'_>) -> Result<(), EncodeError>,
+    ) -> Result<NotificationId, Error> {
+        let now = self.advance(now);
+        if !code.is_response() {
+            return Err(Error::InvalidCode);
+        }
+        if peer.is_multicast() {
+            return Err(Error::Unsupported);
+        }
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Error::Encode(EncodeError::TokenTooLong { len: token.len() }));
+        }
+        let tok = Tok::new(token);
+        let existing = self.notification_of.get(&(peer, tok)).copied();
+        if let Some(key) = existing
+            && self.notifications.get(&key).is_some_and(|n| n.con)
+        {
+            // §4.5.2: supersede the CON in flight.
+            let datagram = self.encode_with(MessageType::Con, code, 0, token, build)?;
+            let id = self.new_id();
+            if let Some(n) = self.notifications.get_mut(&key) {
+                let old = core::mem::replace(&mut n.datagram, datagram);
+                n.fresh = true;
+                n.id = id;
+                self.recycle(old);
+            }
+            return Ok(NotificationId(id));
+        }
+        let max = self.config.max_notifications;
+        if existing.is_none() && self.notifications.len() + self.held_notifications >= max {
+            // Forget the oldest remembered NON notification (§4.5: "a
+            // server can always pretend that a Reset message rejecting a
+            // non-confirmable notification was lost").
+            if let Some(&(_, oldest)) = self.remembered.first()
+                && let Some(n) = self.remove_notification(oldest)
+            {
+                self.recycle(n.datagram);
+            }
+        }
+        let slot = existing.is_some() || self.notifications.len() + self.held_notifications < max;
+        if confirmable && !slot {
+            return Err(Error::NoCapacity);
+        }
+        let mid = self.alloc_mid(now, peer)?;
+        let ty = if confirmable {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        };
+        let datagram = self.encode_with(ty, code, mid, token, build)?;
+        self.schedule_peer_expiry(peer);
+        let id = self.new_id();
+        self.stats.notifications_out += 1;
+        // The observation's previous NON notification: its Message ID stays
+        // recognized for one more notification.
+        let prev_mid = existing
+            .and_then(|key| self.remove_notification(key))
+            .map(|n| {
+                let mid = n.mid;
+                self.recycle(n.datagram);
+                mid
+            });
+        if !slot {
+            self.send(peer, datagram);
+            return Ok(NotificationId(id));
+        }
+        let (deadline, backoff, kept) = if confirmable {
+            let timeout = self.initial_timeout();
+            self.send_copy(peer, &datagram);
+            (
+                now + timeout,
+                Backoff {
+                    attempt: 0,
+                    timeout,
+                },
+                datagram,
+            )
+        } else {
+            self.send(peer, datagram);
+            let at = now + self.config.transmission.non_lifetime();
+            self.remembered.insert((at, id));
+            (
+                at,
+                Backoff {
+                    attempt: 0,
+                    timeout: Duration::ZERO,
+                },
+                Vec::new(),
+            )
+        };
+        if let Some(prev) = prev_mid {
+            self.by_mid.insert((peer, prev), MidOwner::Notification(id));
+        }
+        self.by_mid.insert((peer, mid), MidOwner::Notification(id));
+        self.notification_of.insert((peer, tok), id);
+        self.arm(deadline, Timer::Notification(id));
+        self.notifications.insert(
+            id,
+            Notification {
+                id,
+                peer,
+                token: tok,
+                con: confirmable,
+                mid,
+                prev_mid,
+                backoff,
+                deadline,
+                datagram: kept,
+                fresh: false,
+            },
+        );
+        Ok(NotificationId(id))
+    }
+
+    /// Stops every notification of the observation (`peer`, `token`): no
+    /// more retransmissions, no event, and its Message IDs are forgotten
+    /// (e.g. after the client deregistered, RFC 7641 §3.6). Returns whether
+    /// there was one.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::{Code, Instant, MessageBuf, MessageType};
+    /// let mut server: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// server.notify(Instant::ZERO, 9, &[7], true, &MessageBuf::new(MessageType::Con, Code::CONTENT))?;
+    /// assert!(server.cancel_notification(Instant::ZERO, 9, &[7]));
+    /// assert_eq!(server.tables().notifications, 0);
+    /// # Ok::<(), coap_proto::endpoint::Error>(())
+    /// ```
+    pub fn cancel_notification(&mut self, now: Instant, peer: A, token: &[u8]) -> bool {
+        self.advance(now);
+        let Some(&key) = self.notification_of.get(&(peer, Tok::new(token))) else {
+            return false;
+        };
+        match self.remove_notification(key) {
+            Some(n) => {
+                self.recycle(n.datagram);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a notification entry and everything that points to it.
+    fn remove_notification(&mut self, key: u64) -> Option<Notification<A>> {
+        let n = self.notifications.remove(&key)?;
+        for mid in core::iter::once(n.mid).chain(n.prev_mid) {
+            if self.by_mid.get(&(n.peer, mid)) == Some(&MidOwner::Notification(key)) {
+                self.by_mid.remove(&(n.peer, mid));
+            }
+        }
+        if self.notification_of.get(&(n.peer, n.token)) == Some(&key) {
+            self.notification_of.remove(&(n.peer, n.token));
+        }
+        if !n.con {
+            self.remembered.remove(&(n.deadline, key));
+        }
+        self.disarm(Some(n.deadline), Timer::Notification(key));
+        Some(n)
+    }
+
+    /// A CON notification's retransmission timer, or the end of a NON
+    /// notification's NON_LIFETIME.
+    fn notification_timer(&mut self, now: Instant, key: u64) {
+        let max = self.config.transmission.max_retransmit;
+        let Some(n) = self.notifications.get(&key) else {
+            return;
+        };
+        if !n.con {
+            if let Some(n) = self.remove_notification(key) {
+                self.recycle(n.datagram);
+            }
+            return;
+        }
+        if n.backoff.attempt >= max {
+            // RFC 7641 §4.5: the last attempt timed out (a superseding
+            // notification is dropped with it, §4.5.2 step 2).
+            self.stats.timeouts += 1;
+            if let Some(n) = self.remove_notification(key) {
+                let id = n.id;
+                self.recycle(n.datagram);
+                self.push_event(
+                    Event::NotificationTimedOut(NotificationId(id)),
+                    Hold::Notification,
+                );
+            }
+            return;
+        }
+        let (peer, fresh) = (n.peer, n.fresh);
+        // §4.5.2 step 4: the newer notification goes out with a new
+        // Message ID, the counter incremented and the timeout doubled. Without
+        // a Message ID now, the attempt passes unsent.
+        let mid = if fresh {
+            self.alloc_mid(now, peer).ok()
+        } else {
+            None
+        };
+        let Some(n) = self.notifications.get_mut(&key) else {
+            return;
+        };
+        n.backoff.attempt += 1;
+        n.backoff.timeout = n.backoff.timeout.saturating_mul(2);
+        n.deadline = now + n.backoff.timeout;
+        let deadline = n.deadline;
+        let mut send = !fresh;
+        let mut dropped = None;
+        if let Some(m) = mid {
+            if let Some(h) = n.datagram.get_mut(2..4) {
+                h.copy_from_slice(&m.to_be_bytes());
+            }
+            dropped = n.prev_mid.replace(n.mid);
+            n.mid = m;
+            n.fresh = false;
+            send = true;
+        }
+        let (prev, datagram) = (n.prev_mid, if send { Some(n.datagram.clone()) } else { None });
+        self.arm(deadline, Timer::Notification(key));
+        if let Some(old) = dropped
+            && self.by_mid.get(&(peer, old)) == Some(&MidOwner::Notification(key))
+        {
+            self.by_mid.remove(&(peer, old));
+        }
+        if let Some(m) = mid {
+            self.by_mid.insert((peer, m), MidOwner::Notification(key));
+            if let Some(p) = prev {
+                self.by_mid.insert((peer, p), MidOwner::Notification(key));
+            }
+            self.stats.notifications_out += 1;
+        } else if send {
+            self.stats.retransmissions += 1;
+        }
+        if let Some(d) = datagram {
+            self.send(peer, d);
+        }
+    }
+
+    /// An empty ACK for a notification's Message ID.
+    fn notification_acked(&mut self, now: Instant, key: u64, mid: u16) {
+        let Some(n) = self.notifications.get(&key) else {
+            return;
+        };
+        // An ACK of a superseded transmission, or of a NON: it only shows
+        // that the client is still interested (§4.5.2).
+        if !n.con || n.mid != mid {
+            return;
+        }
+        if !n.fresh {
+            if let Some(n) = self.remove_notification(key) {
+                let id = n.id;
+                self.recycle(n.datagram);
+                self.push_event(
+                    Event::NotificationDelivered(NotificationId(id)),
+                    Hold::Notification,
+                );
+            }
+            return;
+        }
+        // §4.5.2 step 4: the attempt was acknowledged, so the newer
+        // notification goes out now with fresh transmission parameters.
+        let peer = n.peer;
+        let Ok(m) = self.alloc_mid(now, peer) else {
+            return; // the timer sends it when Message IDs allow
+        };
+        let timeout = self.initial_timeout();
+        let Some(n) = self.notifications.get_mut(&key) else {
+            return;
+        };
+        if let Some(h) = n.datagram.get_mut(2..4) {
+            h.copy_from_slice(&m.to_be_bytes());
+        }
+        let dropped = n.prev_mid.replace(n.mid);
+        n.mid = m;
+        n.fresh = false;
+        n.backoff = Backoff {
+            attempt: 0,
+            timeout,
+        };
+        let old = core::mem::replace(&mut n.deadline, now + timeout);
+        let (deadline, prev, datagram) = (n.deadline, n.prev_mid, n.datagram.clone());
+        self.disarm(Some(old), Timer::Notification(key));
+        self.arm(deadline, Timer::Notification(key));
+        if let Some(d) = dropped
+            && self.by_mid.get(&(peer, d)) == Some(&MidOwner::Notification(key))
+        {
+            self.by_mid.remove(&(peer, d));
+        }
+        self.by_mid.insert((peer, m), MidOwner::Notification(key));
+        if let Some(p) = prev {
+            self.by_mid.insert((peer, p), MidOwner::Notification(key));
+        }
+        self.stats.notifications_out += 1;
+        self.send(peer, datagram);
+    }
+
     // ----- deduplication (RFC 7252 §4.5) -------------------------------------
 
     fn expire_dedup(&mut self, now: Instant, budget: usize) {
@@ -1784,11 +2647,21 @@ impl<A: Address> Endpoint<A> {
         }
     }
 
-    /// Accounts for a cached reply going away (it is freed, not pooled:
-    /// its allocation is exactly its length).
+    /// Accounts for a cached reply going away. Its exactly sized buffer is
+    /// kept for the next reply of about its size (still counted against
+    /// `max_dedup_bytes`), and freed once the cache is empty.
     fn forget_reply(&mut self, state: DedupState) {
-        if let DedupState::Done(Some(b)) = state {
+        if let DedupState::Done(Some(mut b)) = state {
             self.dedup_bytes = self.dedup_bytes.saturating_sub(b.capacity());
+            if self.reply_pool.len() < REPLY_POOL_MAX && !self.dedup.is_empty() {
+                b.clear();
+                self.reply_pool_bytes += b.capacity();
+                self.reply_pool.push(b);
+            }
+        }
+        if self.dedup.is_empty() {
+            self.reply_pool.clear();
+            self.reply_pool_bytes = 0;
         }
     }
 
@@ -1796,9 +2669,18 @@ impl<A: Address> Endpoint<A> {
     /// `extra_bytes` more cached bytes fit (RFC 7252 §4.5 with bounded
     /// memory: oldest first).
     fn make_dedup_room(&mut self, extra_entries: usize, extra_bytes: usize) {
-        while (self.dedup.len() + extra_entries > self.config.max_dedup && !self.dedup.is_empty())
-            || (self.dedup_bytes + extra_bytes > self.config.max_dedup_bytes && !self.dedup.is_empty())
-        {
+        loop {
+            let bytes_over =
+                self.dedup_bytes + self.reply_pool_bytes + extra_bytes > self.config.max_dedup_bytes;
+            // Idle reply buffers go before any live entry.
+            if bytes_over && let Some(b) = self.reply_pool.pop() {
+                self.reply_pool_bytes -= b.capacity();
+                continue;
+            }
+            let entries_over = self.dedup.len() + extra_entries > self.config.max_dedup;
+            if !(entries_over || bytes_over) || self.dedup.is_empty() {
+                break;
+            }
             let Some((peer, mid, seq)) = self.dedup_order.pop_front() else {
                 break;
             };
@@ -1818,7 +2700,11 @@ impl<A: Address> Endpoint<A> {
             return;
         }
         let p = self.config.transmission;
-        let lifetime = if con { p.exchange_lifetime() } else { p.non_lifetime() };
+        let lifetime = if con {
+            p.exchange_lifetime()
+        } else {
+            p.non_lifetime()
+        };
         self.dedup_seq += 1;
         let seq = self.dedup_seq;
         let old = self.dedup.insert(
@@ -1847,10 +2733,23 @@ impl<A: Address> Endpoint<A> {
             // gets no answer, as if the entry had been evicted).
             Some(r) if r.len() > self.config.max_dedup_bytes => DedupState::Done(None),
             Some(r) => {
-                self.make_dedup_room(0, r.len());
                 // Exactly sized, not a pooled buffer of max_message_size:
-                // a small reply costs its length, not 1152 bytes.
-                let mut b = Vec::with_capacity(r.len());
+                // a small reply costs its length, not 1152 bytes. A freed
+                // one of about that size is reused (no allocation in steady
+                // state).
+                let len = r.len();
+                let reuse = self
+                    .reply_pool
+                    .iter()
+                    .position(|b| b.capacity() >= len && b.capacity() <= 2 * len);
+                let mut b = if let Some(i) = reuse {
+                    let b = self.reply_pool.swap_remove(i);
+                    self.reply_pool_bytes -= b.capacity();
+                    b
+                } else {
+                    self.make_dedup_room(0, len);
+                    Vec::with_capacity(len)
+                };
                 b.extend_from_slice(r);
                 self.dedup_bytes += b.capacity();
                 DedupState::Done(Some(b))
@@ -2017,9 +2916,13 @@ impl<A: Address> Endpoint<A> {
                         self.by_mid.remove(&(from, mid));
                         self.disarm(Some(s.deadline), Timer::Separate(id));
                         self.recycle(s.datagram);
-                        self.push_event(Event::ResponseDelivered(ResponseHandle(s.handle)), Hold::Separate);
+                        self.push_event(
+                            Event::ResponseDelivered(ResponseHandle(s.handle)),
+                            Hold::Separate,
+                        );
                     }
                 }
+                Some(MidOwner::Notification(key)) => self.notification_acked(now, key, mid),
                 None => self.stats.unexpected += 1,
             },
             MessageType::Rst => {
@@ -2027,7 +2930,11 @@ impl<A: Address> Endpoint<A> {
                 match self.by_mid.get(&(from, mid)).copied() {
                     Some(MidOwner::Request(id)) => {
                         let ping = self.requests.get(&id).is_some_and(|r| r.ping);
-                        let ev = if ping { Event::Pong(RequestId(id)) } else { Event::Reset(RequestId(id)) };
+                        let ev = if ping {
+                            Event::Pong(RequestId(id))
+                        } else {
+                            Event::Reset(RequestId(id))
+                        };
                         self.finish_request(now, id, Some(ev));
                     }
                     Some(MidOwner::Separate(id)) => {
@@ -2035,7 +2942,22 @@ impl<A: Address> Endpoint<A> {
                             self.by_mid.remove(&(from, mid));
                             self.disarm(Some(s.deadline), Timer::Separate(id));
                             self.recycle(s.datagram);
-                            self.push_event(Event::ResponseFailed(ResponseHandle(s.handle)), Hold::Separate);
+                            self.push_event(
+                                Event::ResponseFailed(ResponseHandle(s.handle)),
+                                Hold::Separate,
+                            );
+                        }
+                    }
+                    // RFC 7641 §4.5: a Reset rejecting a CON or NON
+                    // notification: the client is no longer interested.
+                    Some(MidOwner::Notification(key)) => {
+                        if let Some(n) = self.remove_notification(key) {
+                            let id = n.id;
+                            self.recycle(n.datagram);
+                            self.push_event(
+                                Event::NotificationRejected(NotificationId(id)),
+                                Hold::Notification,
+                            );
                         }
                     }
                     None => self.stats.unexpected += 1,
@@ -2061,10 +2983,18 @@ impl<A: Address> Endpoint<A> {
             return;
         }
         req.state = ReqState::AwaitResponse;
+        // A re-registration or deregistration is the endpoint's own
+        // exchange: the application hears nothing of it.
+        let internal = self
+            .observations
+            .get(&id)
+            .is_some_and(|o| o.established || o.deregistering);
         let old = req.deadline.replace(now + timeout);
         self.disarm(old, Timer::Request(id));
         self.arm(now + timeout, Timer::Request(id));
-        self.push_event(Event::Acknowledged(RequestId(id)), Hold::Nothing);
+        if !internal {
+            self.push_event(Event::Acknowledged(RequestId(id)), Hold::Nothing);
+        }
         self.release_outstanding(now, id);
     }
 
@@ -2091,7 +3021,14 @@ impl<A: Address> Endpoint<A> {
         None
     }
 
-    fn input_request(&mut self, now: Instant, from: A, datagram: &[u8], msg: &Message<'_>, multicast: bool) {
+    fn input_request(
+        &mut self,
+        now: Instant,
+        from: A,
+        datagram: &[u8],
+        msg: &Message<'_>,
+        multicast: bool,
+    ) {
         let mid = msg.message_id();
         let con = match msg.ty() {
             MessageType::Con => true,
@@ -2113,10 +3050,16 @@ impl<A: Address> Endpoint<A> {
                 self.dedup_insert(now, from, mid, con);
                 let mut text = [0u8; 40];
                 let n = diagnostic(&mut text, bad.0);
-                let reply = self.encode_with(MessageType::Ack, Code::BAD_OPTION, mid, token.as_slice(), |enc| {
-                    enc.payload(text.get(..n).unwrap_or_default())?;
-                    Ok(())
-                });
+                let reply = self.encode_with(
+                    MessageType::Ack,
+                    Code::BAD_OPTION,
+                    mid,
+                    token.as_slice(),
+                    |enc| {
+                        enc.payload(text.get(..n).unwrap_or_default())?;
+                        Ok(())
+                    },
+                );
                 if let Ok(reply) = reply {
                     self.dedup_done(from, mid, Some(&reply));
                     self.send(from, reply);
@@ -2124,15 +3067,23 @@ impl<A: Address> Endpoint<A> {
             }
             return;
         }
-        if self.pending.len() >= self.config.max_pending || self.events.len() >= self.config.max_events {
+        if self.pending.len() >= self.config.max_pending
+            || self.events.len() >= self.config.max_events
+        {
             self.stats.busy += 1;
             if con {
                 // Table full: 5.03 Service Unavailable with Max-Age, not cached.
                 let max_age = self.config.busy_max_age;
-                if let Ok(reply) = self.encode_with(MessageType::Ack, Code::SERVICE_UNAVAILABLE, mid, token.as_slice(), |enc| {
-                    enc.option_uint(OptionNumber::MAX_AGE, max_age)?;
-                    Ok(())
-                }) {
+                if let Ok(reply) = self.encode_with(
+                    MessageType::Ack,
+                    Code::SERVICE_UNAVAILABLE,
+                    mid,
+                    token.as_slice(),
+                    |enc| {
+                        enc.option_uint(OptionNumber::MAX_AGE, max_age)?;
+                        Ok(())
+                    },
+                ) {
                     self.send(from, reply);
                 }
             }
@@ -2191,7 +3142,13 @@ impl<A: Address> Endpoint<A> {
                     self.stats.unexpected += 1;
                     return;
                 }
-                self.deliver_response(now, id, from, datagram, msg);
+                if self.notification_blocked(id, msg) {
+                    // No event slot: dropped unacknowledged; our request is
+                    // retransmitted and the answer replayed.
+                    self.stats.busy += 1;
+                    return;
+                }
+                self.deliver_response(now, id, from, datagram, msg, true);
             }
             MessageType::Rst => self.stats.unexpected += 1,
             ty @ (MessageType::Con | MessageType::Non) => {
@@ -2204,11 +3161,18 @@ impl<A: Address> Endpoint<A> {
                     .get(&(from, token))
                     .or_else(|| self.mcast_by_token.get(&token))
                     .copied()
-                    .filter(|id| self.requests.get(id).is_some_and(|r| r.state != ReqState::Queued));
+                    .filter(|id| {
+                        self.requests.get(id).is_some_and(|r| {
+                            r.state != ReqState::Queued
+                                || self.observations.get(id).is_some_and(|o| o.established)
+                        })
+                    });
                 let Some(id) = id else {
-                    // §5.3.2: an unsolicited CON response is rejected with RST.
+                    // §5.3.2: an unsolicited CON response is rejected with
+                    // RST; so is a NON notification nobody observes
+                    // (RFC 7641 §3.5 makes it optional, §3.6 relies on it).
                     self.stats.unexpected += 1;
-                    if con {
+                    if con || msg.has_option(OptionNumber::OBSERVE) {
                         self.reply_rst(from, mid);
                     }
                     return;
@@ -2221,6 +3185,12 @@ impl<A: Address> Endpoint<A> {
                     }
                     return;
                 }
+                if self.notification_blocked(id, msg) {
+                    // No event slot: not acknowledged, so the server sends
+                    // it again (or a newer one).
+                    self.stats.busy += 1;
+                    return;
+                }
                 self.dedup_insert(now, from, mid, con);
                 if con {
                     let ack = self.empty_message(MessageType::Ack, mid);
@@ -2229,15 +3199,27 @@ impl<A: Address> Endpoint<A> {
                 } else {
                     self.dedup_done(from, mid, None);
                 }
-                self.deliver_response(now, id, from, datagram, msg);
+                self.deliver_response(now, id, from, datagram, msg, false);
             }
         }
     }
 
-    fn deliver_response(&mut self, now: Instant, id: u64, from: A, datagram: &[u8], msg: &Message<'_>) {
+    fn deliver_response(
+        &mut self,
+        now: Instant,
+        id: u64,
+        from: A,
+        datagram: &[u8],
+        msg: &Message<'_>,
+        exchange: bool,
+    ) {
         let Some(req) = self.requests.get(&id) else {
             return;
         };
+        if let Some(obs) = self.observations.get(&id).copied() {
+            self.observation_response(now, id, obs, from, datagram, msg, exchange);
+            return;
+        }
         let multicast = req.multicast;
         if multicast && self.events.len() >= self.config.max_events {
             self.stats.busy += 1;
