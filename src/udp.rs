@@ -659,7 +659,14 @@ mod mmsg {
             let (Some(iov), Some(to)) = (iovs.get(sent..), addrs.get(sent..)) else {
                 break;
             };
-            match sendmmsg(socket.as_raw_fd(), &mut headers, iov, to, [], MsgFlags::empty()) {
+            match sendmmsg(
+                socket.as_raw_fd(),
+                &mut headers,
+                iov,
+                to,
+                [],
+                MsgFlags::empty(),
+            ) {
                 Ok(done) => sent += done.count().max(1),
                 Err(e) => {
                     let e = io::Error::from(e);

@@ -6,8 +6,12 @@
 //! request is sent and every response matched by a regular
 //! [`Endpoint`]: message IDs, tokens, retransmission and deduplication are
 //! the library's, not a second protocol implementation. Only the socket loop
-//! is its own: one thread drives several sockets, with batched system calls
-//! (`recvmmsg`/`sendmmsg` and `poll`, through the `nix` crate) on Linux.
+//! is its own: one thread drives several connected sockets with batched
+//! system calls on Linux (through the `nix` crate): one `poll` over all of
+//! them, `recvmmsg` for the answers, and a burst of equal-sized requests as
+//! one `sendmsg` with UDP GSO (`sendmmsg` where the kernel refuses GSO, or
+//! with `COAP_LOAD_NO_GSO` set). The load generator must cost less per
+//! request than the server it drives.
 //!
 //! Two protocol limits stand in the way of a load generator, and the tool
 //! handles them in the open:
@@ -15,7 +19,10 @@
 //! - **NSTART** (RFC 7252 §4.7) allows one outstanding interaction per peer.
 //!   Each client socket's endpoint gets `nstart` equal to the requests it
 //!   keeps in flight (`--per-socket`), deliberately above the default of 1,
-//!   as every CoAP load tool does.
+//!   as every CoAP load tool does. PROBING_RATE is raised as well: the
+//!   endpoint counts every byte sent since it last heard from the peer
+//!   against it, and pipelined requests always leave some; NSTART alone
+//!   bounds what a server that stops answering receives.
 //! - **Message IDs** (RFC 7252 §4.4) must not be reused towards a peer within
 //!   EXCHANGE_LIFETIME (247 s), i.e. at most 65 536 messages per 247 s per
 //!   peer, about 265 messages/s. The endpoint enforces this. Instead of
@@ -55,13 +62,17 @@ It uses the library's endpoint for every request (no second protocol \
 implementation) and deliberately departs from two defaults, as load tools do:
 
 - NSTART (RFC 7252 §4.7, default 1 outstanding interaction per peer) is \
-raised to --per-socket on each client socket.
+raised to --per-socket on each client socket, and PROBING_RATE with it (the \
+endpoint holds back data towards a peer it has not heard from since its last \
+send, which pipelining always has; NSTART bounds what a silent server gets).
 - A peer may not reuse a message ID within EXCHANGE_LIFETIME (RFC 7252 §4.4, \
 247 s): 65536 IDs per 247 s, about 265 requests/s per peer. The load is \
 spread over ceil(N / --per-socket) sockets, and each socket is replaced by a \
 fresh one (a new ephemeral port, so a new peer for the server) after 60000 \
-requests. EXCHANGE_LIFETIME is not shortened, so the server never sees a \
-message ID reused and always runs its handler.
+requests; a port this run closed is not taken again within 247 s. \
+EXCHANGE_LIFETIME is not shortened, so no message ID is reused towards the \
+server within it, and the server always runs its handler rather than \
+answering from its deduplication cache.
 
 Only run it against servers on this machine or ones you are allowed to load.";
 
@@ -178,6 +189,11 @@ impl Histogram {
         if self.count == 0 {
             return 0;
         }
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_sign_loss,
+            clippy::cast_possible_truncation
+        )]
         let rank = ((self.count as f64 * q).ceil() as u64).clamp(1, self.count);
         let mut seen = 0;
         for (us, c) in self.fine.iter().enumerate() {
@@ -263,6 +279,9 @@ impl Load {
             held.push(s);
         };
         drop(held);
+        // Connected: the kernel keeps the route, and only the server's
+        // datagrams are received.
+        socket.connect(self.peer)?;
         socket.set_nonblocking(true)?;
         self.totals.sockets += 1;
         Ok(Lane {
@@ -273,7 +292,7 @@ impl Load {
         })
     }
 
-    fn retire(&mut self, lane: Lane) {
+    fn retire(&mut self, lane: &Lane) {
         self.totals.retransmissions += lane.ep.stats().retransmissions;
         if let Ok(a) = lane.socket.local_addr() {
             self.retired_ports.insert(a.port(), StdInstant::now());
@@ -323,15 +342,11 @@ impl Load {
                     }
                     lane.ep.recycle(r.message.into_bytes());
                 }
-                Event::TimedOut(id) => {
-                    if lane.started.remove(&id.raw()).is_some() {
-                        self.totals.timeouts += 1;
-                    }
+                Event::TimedOut(id) if lane.started.remove(&id.raw()).is_some() => {
+                    self.totals.timeouts += 1;
                 }
-                Event::Reset(id) => {
-                    if lane.started.remove(&id.raw()).is_some() {
-                        self.totals.resets += 1;
-                    }
+                Event::Reset(id) if lane.started.remove(&id.raw()).is_some() => {
+                    self.totals.resets += 1;
                 }
                 Event::Request(req) => {
                     // Nobody should send us requests; answer 5.03 and go on.
@@ -344,14 +359,6 @@ impl Load {
                 }
                 _ => {}
             }
-        }
-    }
-
-    /// Runs the endpoint's due timers.
-    fn due_timers(&mut self, lane: &mut Lane, now: StdInstant) {
-        let t = self.clock.to_instant(now);
-        if lane.ep.poll_timeout().is_some_and(|at| at <= t) {
-            lane.ep.handle_timeout(t);
         }
     }
 
@@ -403,7 +410,6 @@ pub(crate) fn load(_global: Global, args: &LoadArgs) -> CmdResult {
     config.max_requests = per_socket;
     config.non_request_timeout = args.timeout;
     config.separate_response_timeout = args.timeout;
-    let lifetime = TransmissionParameters::default().exchange_lifetime();
 
     let mut load = Load {
         peer,
@@ -412,156 +418,168 @@ pub(crate) fn load(_global: Global, args: &LoadArgs) -> CmdResult {
         clock: Clock::new(StdInstant::now()),
         timeout: args.timeout,
         retired_ports: HashMap::new(),
-        lifetime,
+        lifetime: TransmissionParameters::default().exchange_lifetime(),
         hist: Histogram::new(),
         totals: Totals::default(),
     };
-    let net = |e: io::Error| Failure::new(Status::NoAnswer, format!("socket error: {e}"));
-
     let mut groups = Vec::new();
     let mut left = concurrency;
     while left > 0 {
         let slots = left.min(per_socket);
         left -= slots;
-        let current = load.new_lane().map_err(net)?;
+        let current = load.new_lane().map_err(net_error)?;
         groups.push(Group {
             slots,
             current,
             retired: Vec::new(),
         });
     }
-
-    let mut io = batch::Io::new();
-    let start = StdInstant::now();
-    let end = start + args.duration;
-    // Requests still to send (--requests bounds the answered ones; sending
-    // exactly that many keeps the count exact).
-    let mut budget = args.requests.unwrap_or(u64::MAX);
-    let mut last_timer_scan = start;
-    let mut now = start;
-    loop {
-        if now >= end
-            || args.requests.is_some_and(|n| {
-                load.totals.answered + load.totals.timeouts + load.totals.resets >= n
-            })
-        {
-            break;
-        }
-        for g in &mut groups {
-            load.top_up(g, now, &mut budget).map_err(net)?;
-            io.flush(&g.current.socket, &mut g.current.ep)
-                .map_err(net)?;
-            for l in &mut g.retired {
-                io.flush(&l.socket, &mut l.ep).map_err(net)?;
-            }
-        }
-        // Wait for an answer (at most until the next timer, or 10 ms).
-        let mut wait = end
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(10));
-        for g in &groups {
-            for l in std::iter::once(&g.current).chain(&g.retired) {
-                if let Some(at) = l.ep.poll_timeout() {
-                    let at = load.clock.to_std(at);
-                    wait = wait.min(at.saturating_duration_since(now));
-                }
-            }
-        }
-        let ready = {
-            let socks: Vec<&UdpSocket> = groups
-                .iter()
-                .flat_map(|g| {
-                    std::iter::once(&g.current.socket).chain(g.retired.iter().map(|l| &l.socket))
-                })
-                .collect();
-            batch::wait(&socks, wait).map_err(net)?
-        };
-        now = StdInstant::now();
-        let mut k = 0;
-        for g in &mut groups {
-            for lane in std::iter::once(&mut g.current).chain(g.retired.iter_mut()) {
-                let is_ready = ready.get(k).copied().unwrap_or(true);
-                k += 1;
-                if is_ready {
-                    let t = load.clock.to_instant(now);
-                    io.recv(&lane.socket, |from, bytes| {
-                        lane.ep.handle_datagram(t, from, bytes)
-                    })
-                    .map_err(net)?;
-                }
-                load.due_timers(lane, now);
-                load.drain_events(lane, now);
-            }
-        }
-        if now.duration_since(last_timer_scan) >= Duration::from_millis(20) {
-            last_timer_scan = now;
-            for g in &mut groups {
-                load.expire(&mut g.current, now);
-                for l in &mut g.retired {
-                    load.expire(l, now);
-                }
-            }
-        }
-        // Close retired sockets with nothing left open.
-        for g in &mut groups {
-            let (done, keep): (Vec<Lane>, Vec<Lane>) = std::mem::take(&mut g.retired)
-                .into_iter()
-                .partition(|l| l.started.is_empty());
-            g.retired = keep;
-            for l in done {
-                load.retire(l);
-            }
-        }
-    }
-    let elapsed = now.duration_since(start);
+    let elapsed = load
+        .run(&mut groups, args.duration, args.requests)
+        .map_err(net_error)?;
     for g in groups {
-        load.retire(g.current);
-        for l in g.retired {
+        load.retire(&g.current);
+        for l in &g.retired {
             load.retire(l);
         }
     }
-
-    let t = &load.totals;
-    let secs = elapsed.as_secs_f64().max(1e-9);
-    let rps = t.answered as f64 / secs;
-    let (p50, p99) = (load.hist.quantile(0.50), load.hist.quantile(0.99));
-    let mut human = String::new();
-    let _ = writeln!(
-        human,
-        "coap load: GET {} ({}) with {} in flight over {} socket(s) for {:.2} s",
-        args.uri,
-        if args.non { "NON" } else { "CON" },
-        concurrency,
-        t.sockets,
-        secs
-    );
-    let _ = writeln!(
-        human,
-        "  {} answered ({} 2.xx, {} other), {} timeouts, {} resets, {} retransmissions",
-        t.answered, t.ok, t.errors, t.timeouts, t.resets, t.retransmissions
-    );
-    let _ = write!(
-        human,
-        "  {rps:.0} requests/s; latency p50 {p50} us, p99 {p99} us, max {} us",
-        load.hist.max
-    );
-    eprintln!("{human}");
-    println!(
-        "requests={} ok={} errors={} rps={:.0} p50_us={p50} p99_us={p99} max_us={} timeouts={} retransmissions={} sockets={} elapsed_s={:.3}",
-        t.answered + t.timeouts + t.resets,
-        t.ok,
-        t.errors,
-        rps,
-        load.hist.max,
-        t.timeouts,
-        t.retransmissions,
-        t.sockets,
-        secs
-    );
-    if t.answered == 0 {
+    load.report(args, elapsed);
+    if load.totals.answered == 0 {
         return Err(Failure::new(Status::NoAnswer, "no request was answered"));
     }
+    if load.totals.ok == 0 {
+        return Err(Failure::new(
+            Status::ErrorResponse,
+            "every response was an error (4.xx/5.xx)",
+        ));
+    }
     Ok(())
+}
+
+#[allow(clippy::needless_pass_by_value)] // a `map_err` adapter
+fn net_error(e: io::Error) -> Failure {
+    Failure::new(Status::NoAnswer, format!("socket error: {e}"))
+}
+
+/// Every lane of every group.
+fn lanes(groups: &mut [Group]) -> impl Iterator<Item = &mut Lane> {
+    groups
+        .iter_mut()
+        .flat_map(|g| std::iter::once(&mut g.current).chain(g.retired.iter_mut()))
+}
+
+impl Load {
+    /// The loop: top up, send, wait, receive, until `duration` passes or
+    /// `requests` are done. Returns the time it ran.
+    fn run(
+        &mut self,
+        groups: &mut [Group],
+        duration: Duration,
+        requests: Option<u64>,
+    ) -> io::Result<Duration> {
+        let mut io = batch::Io::new();
+        let start = StdInstant::now();
+        let end = start + duration;
+        // Requests still to send: with --requests, exactly that many.
+        let mut budget = requests.unwrap_or(u64::MAX);
+        let mut last_expiry = start;
+        let mut now = start;
+        loop {
+            let t = &self.totals;
+            if now >= end || requests.is_some_and(|n| t.answered + t.timeouts + t.resets >= n) {
+                return Ok(now.duration_since(start));
+            }
+            for g in groups.iter_mut() {
+                self.top_up(g, now, &mut budget)?;
+            }
+            // Send, and wait for an answer at most until the next timer (or
+            // 10 ms, to notice the end).
+            let mut wait = end
+                .saturating_duration_since(now)
+                .min(Duration::from_millis(10));
+            for lane in lanes(groups) {
+                io.flush(&lane.socket, &mut lane.ep)?;
+                if let Some(at) = lane.ep.poll_timeout() {
+                    wait = wait.min(self.clock.to_std(at).saturating_duration_since(now));
+                }
+            }
+            let ready = {
+                let sockets: Vec<&UdpSocket> = lanes(groups).map(|l| &l.socket).collect();
+                batch::wait(&sockets, wait)?
+            };
+            now = StdInstant::now();
+            let t = self.clock.to_instant(now);
+            for (lane, ready) in lanes(groups).zip(ready.into_iter().chain(std::iter::repeat(true)))
+            {
+                if ready {
+                    io.recv(&lane.socket, |from, bytes| {
+                        lane.ep.handle_datagram(t, from, bytes);
+                    })?;
+                }
+                if lane.ep.poll_timeout().is_some_and(|at| at <= t) {
+                    lane.ep.handle_timeout(t);
+                }
+                self.drain_events(lane, now);
+            }
+            if now.duration_since(last_expiry) >= Duration::from_millis(20) {
+                last_expiry = now;
+                for lane in lanes(groups) {
+                    self.expire(lane, now);
+                }
+            }
+            // Close retired sockets with nothing left open.
+            for g in groups.iter_mut() {
+                let (done, keep): (Vec<Lane>, Vec<Lane>) = std::mem::take(&mut g.retired)
+                    .into_iter()
+                    .partition(|l| l.started.is_empty());
+                g.retired = keep;
+                for l in &done {
+                    self.retire(l);
+                }
+            }
+        }
+    }
+
+    /// Prints the summary: human lines on stderr, the line for scripts on
+    /// stdout.
+    fn report(&self, args: &LoadArgs, elapsed: Duration) {
+        let t = &self.totals;
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        #[allow(clippy::cast_precision_loss)] // a count far below 2^52
+        let rps = t.answered as f64 / secs;
+        let (p50, p99) = (self.hist.quantile(0.50), self.hist.quantile(0.99));
+        let mut human = String::new();
+        let _ = writeln!(
+            human,
+            "coap load: GET {} ({}) with {} in flight over {} socket(s) for {secs:.2} s",
+            args.uri,
+            if args.non { "NON" } else { "CON" },
+            args.concurrency,
+            t.sockets,
+        );
+        let _ = writeln!(
+            human,
+            "  {} answered ({} 2.xx, {} other), {} timeouts, {} resets, {} retransmissions",
+            t.answered, t.ok, t.errors, t.timeouts, t.resets, t.retransmissions
+        );
+        let _ = write!(
+            human,
+            "  {rps:.0} requests/s; latency p50 {p50} us, p99 {p99} us, max {} us",
+            self.hist.max
+        );
+        eprintln!("{human}");
+        println!(
+            "requests={} ok={} errors={} rps={rps:.0} p50_us={p50} p99_us={p99} max_us={} \
+             timeouts={} retransmissions={} sockets={} elapsed_s={secs:.3}",
+            t.answered + t.timeouts + t.resets,
+            t.ok,
+            t.errors,
+            self.hist.max,
+            t.timeouts,
+            t.retransmissions,
+            t.sockets,
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -578,7 +596,9 @@ mod batch {
     use coap_proto::endpoint::Endpoint;
     use nix::errno::Errno;
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-    use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
+    use nix::sys::socket::{
+        ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg, sendmsg,
+    };
 
     /// Datagrams per system call.
     const BATCH: usize = 64;
@@ -591,6 +611,9 @@ mod batch {
         from: Vec<Option<SocketAddr>>,
         rx: MultiHeaders<SockaddrStorage>,
         tx: MultiHeaders<SockaddrStorage>,
+        /// Use UDP GSO for bursts (until the kernel refuses it).
+        gso: bool,
+        joined: Vec<u8>,
     }
 
     fn to_std(a: &SockaddrStorage) -> Option<SocketAddr> {
@@ -622,6 +645,8 @@ mod batch {
                 from: vec![None; BATCH],
                 rx: MultiHeaders::preallocate(BATCH, None),
                 tx: MultiHeaders::preallocate(BATCH, None),
+                gso: std::env::var_os("COAP_LOAD_NO_GSO").is_none(),
+                joined: Vec::with_capacity(BATCH * SIZE),
             }
         }
 
@@ -698,38 +723,140 @@ mod batch {
                         Err(e) => buf.resize(e.required, 0),
                     }
                 }
-                let mut sent = 0;
-                while sent < n {
-                    let iovs: Vec<[IoSlice<'_>; 1]> = (sent..n)
-                        .map(|i| {
-                            let len = self.lens.get(i).copied().unwrap_or(0);
-                            [IoSlice::new(
-                                self.bufs
-                                    .get(i)
-                                    .and_then(|b| b.get(..len))
-                                    .unwrap_or_default(),
-                            )]
-                        })
-                        .collect();
-                    let addrs = self.addrs.get(sent..n).unwrap_or_default();
-                    match sendmmsg(
-                        socket.as_raw_fd(),
-                        &mut self.tx,
-                        iovs.iter(),
-                        addrs,
-                        [],
-                        MsgFlags::empty(),
-                    ) {
-                        Ok(results) => sent += results.count().max(1),
-                        // Like a lost datagram: retransmission handles it.
-                        Err(e) if transient(e) => sent += 1,
-                        Err(e) => return Err(e.into()),
-                    }
+                if self.gso {
+                    self.send_gso(socket, n)?;
+                } else {
+                    self.send_mmsg(socket, n)?;
                 }
                 if n < BATCH {
                     return Ok(());
                 }
             }
+        }
+
+        /// Sends datagrams `0..n` with one `sendmmsg` (or more, after an
+        /// error).
+        fn send_mmsg(&mut self, socket: &UdpSocket, n: usize) -> io::Result<()> {
+            let mut sent = 0;
+            while sent < n {
+                let iovs: Vec<[IoSlice<'_>; 1]> = (sent..n)
+                    .map(|i| {
+                        let len = self.lens.get(i).copied().unwrap_or(0);
+                        [IoSlice::new(
+                            self.bufs
+                                .get(i)
+                                .and_then(|b| b.get(..len))
+                                .unwrap_or_default(),
+                        )]
+                    })
+                    .collect();
+                let addrs = self.addrs.get(sent..n).unwrap_or_default();
+                match sendmmsg(
+                    socket.as_raw_fd(),
+                    &mut self.tx,
+                    iovs.iter(),
+                    addrs,
+                    [],
+                    MsgFlags::empty(),
+                ) {
+                    Ok(results) => sent += results.count().max(1),
+                    // Like a lost datagram: retransmission handles it.
+                    Err(e) if transient(e) => sent += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Ok(())
+        }
+
+        /// Sends datagrams `0..n` on a socket connected to their
+        /// destination: each run of equal-sized ones (a burst of requests)
+        /// as one `sendmsg` with UDP generic segmentation offload, which the
+        /// kernel splits into separate datagrams before they reach the
+        /// server; the rest one `send` each. Falls back to `sendmmsg` for
+        /// good if the kernel refuses GSO.
+        fn send_gso(&mut self, socket: &UdpSocket, n: usize) -> io::Result<()> {
+            let peer = socket.peer_addr().ok().map(SockaddrStorage::from);
+            let mut first = 0;
+            while first < n {
+                let len = self.lens.get(first).copied().unwrap_or(0);
+                let addr = self.addrs.get(first).copied().flatten();
+                let mut end = first + 1;
+                while end < n
+                    && self.lens.get(end) == Some(&len)
+                    && self.addrs.get(end).copied().flatten() == addr
+                {
+                    end += 1;
+                }
+                let result = if end - first >= 2 && addr == peer && len > 0 {
+                    self.joined.clear();
+                    for b in self.bufs.get(first..end).unwrap_or_default() {
+                        self.joined
+                            .extend_from_slice(b.get(..len).unwrap_or_default());
+                    }
+                    let segment = u16::try_from(len).unwrap_or(u16::MAX);
+                    let sent = sendmsg::<SockaddrStorage>(
+                        socket.as_raw_fd(),
+                        &[IoSlice::new(&self.joined)],
+                        &[ControlMessage::UdpGsoSegments(&segment)],
+                        MsgFlags::empty(),
+                        None,
+                    );
+                    if matches!(
+                        sent,
+                        Err(Errno::EIO | Errno::EINVAL | Errno::ENOPROTOOPT | Errno::EOPNOTSUPP)
+                    ) {
+                        self.gso = false;
+                        return self.send_mmsg_range(socket, first, n);
+                    }
+                    sent.map(|_| ())
+                } else {
+                    for k in first..end {
+                        let buf = self
+                            .bufs
+                            .get(k)
+                            .and_then(|b| b.get(..len))
+                            .unwrap_or_default();
+                        let sent = match (addr == peer, addr.as_ref()) {
+                            (true, _) | (_, None) => socket.send(buf).map(|_| ()),
+                            (false, Some(a)) => nix::sys::socket::sendto(
+                                socket.as_raw_fd(),
+                                buf,
+                                a,
+                                MsgFlags::empty(),
+                            )
+                            .map(|_| ())
+                            .map_err(io::Error::from),
+                        };
+                        if let Err(e) = sent {
+                            match e.raw_os_error().map(Errno::from_raw) {
+                                Some(errno) if transient(errno) => {}
+                                _ => return Err(e),
+                            }
+                        }
+                    }
+                    Ok(())
+                };
+                match result {
+                    Ok(()) => {}
+                    Err(e) if transient(e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                first = end;
+            }
+            Ok(())
+        }
+
+        /// `send_mmsg` for datagrams `from..n`.
+        fn send_mmsg_range(&mut self, socket: &UdpSocket, from: usize, n: usize) -> io::Result<()> {
+            if from > 0 {
+                self.bufs.get_mut(..n).unwrap_or_default().rotate_left(from);
+                self.lens.get_mut(..n).unwrap_or_default().rotate_left(from);
+                self.addrs
+                    .get_mut(..n)
+                    .unwrap_or_default()
+                    .rotate_left(from);
+            }
+            self.send_mmsg(socket, n - from)
         }
     }
 
