@@ -9,7 +9,8 @@
 //! - `/echo`: 2.05 describing the request: `type=`, `code=`, one
 //!   `opt=NUM:HEX` line per option and `payload=HEX`
 //! - `/boom`: 5.00 "it broke"; anything else: 4.04 "no such resource: PATH"
-//! - `/big`: the first 64-byte block (Block2 0/1/64) of a larger body
+//! - `/big`: 200 bytes in Block2 blocks of at most 64 bytes (RFC 7959
+//!   §2.4: the block the request asks for, at its size or 64)
 //! - `/.well-known/core`: link-format, filtered by Uri-Query (RFC 6690 §4.1)
 //! - `/custom/links`: a second link-format document
 #![cfg(feature = "cli")]
@@ -126,8 +127,14 @@ fn answer(req: &Message<'_>) -> MessageBuf {
             ok(text.as_bytes())
         }
         "big" => {
-            let mut m = ok(&[b'x'; 64]);
-            let block = Block::new(0, true, 2).unwrap();
+            let big: Vec<u8> = (0..200u8).collect();
+            let asked = req.block2().unwrap_or(Block::new(0, false, 2).unwrap());
+            let szx = asked.szx().min(2);
+            let start = (asked.offset()).min(big.len());
+            let end = (start + (16 << szx)).min(big.len());
+            let mut m = ok(&big[start..end]);
+            let num = (start >> (szx + 4)) as u32;
+            let block = Block::new(num, end < big.len(), szx).unwrap();
             m.add_option_uint(OptionNumber::BLOCK2, block.to_uint());
             m
         }
@@ -358,13 +365,44 @@ fn non_requests() {
     assert_eq!((run.status, run.stdout()), (0, "hello world"));
 }
 
+/// RFC 7959 §2.4: the Block2 blocks are fetched and printed as one body;
+/// `--block-size` asks for smaller blocks; no progress bar off a terminal.
 #[test]
-fn block2_response_prints_the_first_block_and_warns() {
+fn block2_response_is_reassembled() {
     let server = Server::start();
+    let want: Vec<u8> = (0..200u8).collect();
     let run = coap(&["get", &server.uri("/big")]);
-    assert_eq!(run.status, 0);
-    assert_eq!(run.stdout, [b'x'; 64]);
-    assert!(run.stderr.contains("block-wise"), "{}", run.stderr);
+    assert_eq!(
+        (run.status, &run.stdout, run.stderr.as_str()),
+        (0, &want, "")
+    );
+    let run = coap(&["get", "-v", "--block-size", "16", &server.uri("/big")]);
+    assert_eq!((run.status, &run.stdout), (0, &want));
+    assert_eq!(run.stderr.matches("> ").count(), 13, "{}", run.stderr);
+    assert!(run.stderr.contains("Block2:12/0/16"), "{}", run.stderr);
+}
+
+/// RFC 7959 §2.5: a payload larger than the block size goes in Block1
+/// blocks. `/echo` is a stateless server (its 2.05 to each block, §2.3):
+/// the last block's echo is the response.
+#[test]
+fn block1_upload_goes_in_blocks() {
+    let server = Server::start();
+    let big = "x".repeat(2000);
+    let lines = echo_lines(&coap(&[
+        "put",
+        &server.uri("/echo"),
+        "--block-size",
+        "256",
+        "--payload",
+        &big,
+    ]));
+    // Block1 NUM 7, M 0, SZX 4: 0x74; the last 208 bytes.
+    assert!(lines.contains(&"opt=27:74".to_owned()), "{lines:?}");
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("payload={}", "78".repeat(208))
+    );
 }
 
 #[test]
@@ -459,6 +497,8 @@ fn usage_errors_exit_2() {
             "reading",
         ),
         (&["ping", "coaps://127.0.0.1/"], "unsupported scheme"),
+        (&["get", &ok, "--block-size", "100"], "not a block size"),
+        (&["get", &ok, "--block-size", "2048"], "not a block size"),
         (&["discover", "bogus"], "invalid URI"),
         (&["get"], "required"),
     ];
@@ -471,10 +511,6 @@ fn usage_errors_exit_2() {
             run.stderr
         );
     }
-    let big = "x".repeat(2000);
-    let run = coap(&["put", &ok, "--payload", &big]);
-    assert_eq!(run.status, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("block-wise"), "{}", run.stderr);
 }
 
 #[test]

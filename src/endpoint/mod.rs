@@ -15,7 +15,11 @@
 //!   [`poll_transmit`](Endpoint::poll_transmit) until `None`, then
 //!   [`poll_event`](Endpoint::poll_event) until `None`, then read
 //!   [`poll_timeout`](Endpoint::poll_timeout) and call `handle_timeout` no
-//!   later than that instant.
+//!   later than that instant. A driver that reads datagrams in batches
+//!   (`recvmmsg`) may feed a small batch (the std driver uses at most 32)
+//!   before draining; it must drain before it blocks again. Queues are
+//!   bounded, so a batch larger than `max_transmit_queue` loses datagrams
+//!   (counted in [`Stats::transmit_drops`]).
 //! - `now` never goes backwards. A smaller `now` than one seen before is
 //!   clamped to the latest, never a panic. An early or spurious
 //!   `handle_timeout` is a no-op.

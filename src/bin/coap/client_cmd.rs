@@ -7,17 +7,24 @@
 //! error (including a bad URI, an unsupported scheme and a host name that
 //! does not resolve); 3 when no answer came: a timeout, a Reset, or a
 //! network error.
+//!
+//! Requests go through the block-wise layer ([`coap_proto::client`], RFC
+//! 7959): a payload of any size goes in Block1 blocks, a response of any
+//! size is reassembled from its Block2 blocks, and `--block-size` chooses
+//! the size of both. On a terminal, a progress bar on stderr follows
+//! block-wise transfers (not with `--quiet` or `-v`).
 
 use std::fmt::Write as _;
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use clap::Args;
-use coap_proto::endpoint::Config;
+use coap_proto::client::{ClientConfig, ClientError, ClientEvent, FailReason, Phase, Transfers};
+use coap_proto::endpoint::{Config, Event};
 use coap_proto::message::link::LinkFormat;
 use coap_proto::message::uri::{Scheme, Uri};
-use coap_proto::udp::{Direction, Outcome, UdpEndpoint};
+use coap_proto::udp::{Direction, UdpEndpoint, os_seed};
 use coap_proto::{
     Block, Code, ContentFormat, Message, MessageBuf, MessageType, OptionFormat, OptionNumber,
 };
@@ -39,8 +46,10 @@ pub(crate) struct SendArgs {
     #[arg(long)]
     non: bool,
 
-    /// Give up after this many seconds (fractions allowed). A CON request is
-    /// retransmitted within this time as RFC 7252 §4.2 prescribes.
+    /// Give up after this many seconds without an answer (fractions
+    /// allowed); a block-wise transfer goes on as long as every block comes
+    /// within it. A CON request is retransmitted within this time as RFC 7252
+    /// §4.2 prescribes.
     #[arg(long, value_name = "SECONDS", default_value = DEFAULT_TIMEOUT, value_parser = parse_timeout)]
     timeout: Duration,
 }
@@ -77,6 +86,24 @@ pub(crate) struct RequestArgs {
     /// is an empty value.
     #[arg(long, short = 'O', value_name = "NUM=VALUE", value_parser = parse_header)]
     header: Vec<Header>,
+
+    /// The block size of block-wise transfers (RFC 7959): 16, 32, 64, 128,
+    /// 256, 512 or 1024 bytes. A payload larger than one block is sent in
+    /// Block1 blocks of this size, and the response is asked for in Block2
+    /// blocks of this size (the server may choose smaller ones). Default: 1024
+    /// for uploads, the server's choice for downloads.
+    #[arg(long, value_name = "BYTES", value_parser = parse_block_size)]
+    block_size: Option<u8>,
+
+    /// No progress bar (it is shown only on a terminal anyway).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+
+    /// Observe the resource (RFC 7641) for this many seconds: print the
+    /// payload of every notification on a line of its own, then deregister
+    /// (GET with Observe:1). The exit status is that of the first response.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    observe: Option<Duration>,
 
     #[command(flatten)]
     send: SendArgs,
@@ -132,6 +159,14 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         .filter(|t| t.is_finite() && *t > 0.0 && *t <= 1e9)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
+}
+
+/// A block size, as its SZX (RFC 7959 §2.2: 2^(SZX+4) bytes, 16 to 1024).
+fn parse_block_size(s: &str) -> Result<u8, String> {
+    s.parse::<usize>()
+        .ok()
+        .and_then(Block::szx_for_size)
+        .ok_or_else(|| format!("{s:?} is not a block size: 16, 32, 64, 128, 256, 512 or 1024"))
 }
 
 /// A Content-Format number, or a registered media type.
@@ -212,8 +247,17 @@ pub(crate) fn request(global: Global, method: Code, args: &RequestArgs) -> CmdRe
         .map_err(|e| Failure::usage(format!("reading {}: {e}", path.display())))?;
         req.set_payload(data);
     }
-    let response = exchange(global, peer, &req, args.send.timeout)?;
-    warn_if_partial(&response);
+    if let Some(duration) = args.observe {
+        if method != Code::GET && method != Code::FETCH {
+            return Err(Failure::usage("--observe works with GET and FETCH only"));
+        }
+        return observe_cmd::observe(global, peer, &req, &args.send, duration);
+    }
+    let blocks = Blocks {
+        size: args.block_size,
+        progress: !args.quiet,
+    };
+    let response = exchange(global, peer, req, &args.send, blocks)?;
     let out = std::io::stdout();
     let mut out = out.lock();
     out.write_all(response.payload())
@@ -232,15 +276,12 @@ pub(crate) fn discover(global: Global, args: &DiscoverArgs) -> CmdResult {
         req.add_option(OptionNumber::URI_PATH, ".well-known")
             .add_option(OptionNumber::URI_PATH, "core");
     }
-    let response = exchange(global, peer, &req, args.send.timeout)?;
-    let partial = warn_if_partial(&response);
-    let mut payload = response.payload();
-    if partial {
-        // Only whole links: cut after the last complete one.
-        if let Some(end) = payload.iter().rposition(|&b| b == b',') {
-            payload = payload.get(..end).unwrap_or_default();
-        }
-    }
+    let blocks = Blocks {
+        size: None,
+        progress: false,
+    };
+    let response = exchange(global, peer, req, &args.send, blocks)?;
+    let payload = response.payload();
     let text = match LinkFormat::parse_bytes(payload) {
         Ok(links) => pretty_links(&links),
         Err(e) => {
@@ -350,38 +391,105 @@ fn trace(dir: Direction, peer: SocketAddr, bytes: &[u8], hex: bool) {
     let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
-/// Sends `req` and waits for its response. A non-2.xx response, a timeout
-/// or a Reset is a [`Failure`].
+/// How a request uses block-wise transfers.
+#[derive(Clone, Copy, Debug)]
+struct Blocks {
+    /// `--block-size`, as SZX.
+    size: Option<u8>,
+    /// Show a progress bar (when stderr is a terminal and `-v` is off).
+    progress: bool,
+}
+
+/// The largest response body the client reassembles.
+const MAX_BODY: usize = 1 << 30;
+
+/// Sends `req` (its payload of any size) through the block-wise layer and
+/// waits for the whole response. A non-2.xx response, a timeout, a Reset or
+/// a failed transfer is a [`Failure`].
 fn exchange(
     global: Global,
     peer: SocketAddr,
-    req: &MessageBuf,
-    timeout: Duration,
+    req: MessageBuf,
+    send: &SendArgs,
+    blocks: Blocks,
 ) -> Result<MessageBuf, Failure> {
-    // The whole wait is bounded by `timeout`; the endpoint must not give up
-    // on a NON request or a separate response earlier.
+    let timeout = send.timeout;
+    // The wait for each answer is bounded by `timeout`; the endpoint must
+    // not give up on a NON request or a separate response earlier.
     let mut config = Config::default();
     config.non_request_timeout = timeout;
     config.separate_response_timeout = timeout;
-    // The request as sent, with the endpoint's token (default length).
-    let size = req.encoded_len() + usize::from(config.token_len);
-    if size > config.max_message_size {
-        return Err(Failure::usage(format!(
-            "the request is {size} bytes, over the {}-byte message size limit \
-             (block-wise transfer, which would split it, is not supported yet)",
-            config.max_message_size
-        )));
-    }
-    if let Err(e) = req.to_bytes() {
-        return Err(Failure::usage(format!("cannot encode the request: {e}")));
-    }
     let mut ep = client(global, peer, config)?;
-    let outcome = ep
-        .request(peer, req, timeout)
+    let mut cc = ClientConfig::default();
+    cc.tag_seed = os_seed();
+    cc.max_body = MAX_BODY;
+    cc.max_memory = MAX_BODY.saturating_mul(2);
+    if let Some(szx) = blocks.size {
+        cc.block1_szx = szx;
+        cc.block2_szx = Some(szx);
+    }
+    let mut bar = Bar::new(blocks.progress && global.verbose == 0);
+    // Size2:0 (RFC 7959 §4) only where a progress bar shows the total.
+    cc.ask_size2 = bar.enabled;
+    let mut transfers = Transfers::new(cc);
+    let now = ep.now();
+    let id = transfers
+        .request(ep.endpoint(), now, peer, req)
+        .map_err(|e| match e {
+            ClientError::Endpoint(coap_proto::endpoint::Error::Encode(e)) => {
+                Failure::usage(format!("cannot encode the request: {e}"))
+            }
+            ClientError::BodyTooLarge => {
+                Failure::usage("the payload needs more than 2^20 blocks; use a larger --block-size")
+            }
+            other => Failure::usage(format!("cannot send the request: {other}")),
+        })?;
+    let mut outcome: Option<Result<MessageBuf, Failure>> = None;
+    // A timeout too large to represent means "no limit but the endpoint's".
+    let mut deadline = std::time::Instant::now().checked_add(timeout);
+    while outcome.is_none() {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left == Some(Duration::ZERO) {
+            let now = ep.now();
+            let _ = transfers.cancel(ep.endpoint(), now, id);
+            outcome = Some(Err(Failure::new(
+                Status::NoAnswer,
+                format!("no response from {peer} within {}", Seconds(timeout)),
+            )));
+            break;
+        }
+        let mut progressed = false;
+        ep.turn(left, |ep, now, event| {
+            match transfers.handle_event(ep, now, event) {
+                Some(ClientEvent::Response { id: i, message, .. }) if i == id => {
+                    outcome = Some(Ok(message));
+                }
+                Some(ClientEvent::Progress {
+                    phase, done, total, ..
+                }) => {
+                    progressed = true;
+                    bar.update(phase, done, total);
+                }
+                Some(ClientEvent::Failed { id: i, reason }) if i == id => {
+                    outcome = Some(Err(transfer_failure(peer, reason)));
+                }
+                Some(ClientEvent::Endpoint(Event::Request(req))) => {
+                    let busy = MessageBuf::new(MessageType::Ack, Code::SERVICE_UNAVAILABLE);
+                    let _ = ep.respond(now, req.handle, &busy);
+                    ep.recycle(req.message.into_bytes());
+                }
+                _ => {}
+            }
+        })
         .map_err(|e| network_error(&e))?;
+        if progressed {
+            deadline = std::time::Instant::now().checked_add(timeout);
+        }
+    }
+    bar.finish();
     match outcome {
-        Outcome::Response(response) if response.code().is_success() => Ok(response),
-        Outcome::Response(response) => {
+        Some(Ok(response)) if response.code().is_success() => Ok(response),
+        Some(Ok(response)) => {
             let mut message = response.code().to_string();
             let payload = response.payload();
             if !payload.is_empty() {
@@ -389,36 +497,87 @@ fn exchange(
             }
             Err(Failure::new(Status::ErrorResponse, message))
         }
-        Outcome::Reset => Err(Failure::new(
+        Some(Err(f)) => Err(f),
+        None => Err(Failure::new(
             Status::NoAnswer,
-            format!("{peer} answered with a Reset"),
-        )),
-        Outcome::TimedOut => Err(Failure::new(
-            Status::NoAnswer,
-            format!("no response from {peer} within {}", Seconds(timeout)),
-        )),
-        other => Err(Failure::new(
-            Status::NoAnswer,
-            format!("no response from {peer}: {other:?}"),
+            format!("no response from {peer}"),
         )),
     }
 }
 
-/// Warns on stderr when the response is the first block of a block-wise
-/// transfer (RFC 7959), which is not supported yet; returns whether it is.
-fn warn_if_partial(response: &MessageBuf) -> bool {
-    let block = response
-        .option(OptionNumber::BLOCK2)
-        .and_then(|v| Block::from_value(v).ok());
-    match block {
-        Some(b) if b.more() => {
-            eprintln!(
-                "coap: warning: the response is block {b} of a block-wise transfer; \
-                 only this block was received (block-wise transfer is not supported yet)"
-            );
-            true
+/// The exit status and message of a failed transfer.
+fn transfer_failure(peer: SocketAddr, reason: FailReason) -> Failure {
+    match reason {
+        FailReason::Reset => {
+            Failure::new(Status::NoAnswer, format!("{peer} answered with a Reset"))
         }
-        _ => false,
+        FailReason::TimedOut => Failure::new(Status::NoAnswer, format!("no response from {peer}")),
+        FailReason::Endpoint(_) => Failure::new(Status::NoAnswer, reason.to_string()),
+        FailReason::RequestTooLarge { .. } => Failure::new(
+            Status::ErrorResponse,
+            format!("4.13 Request Entity Too Large: {reason}"),
+        ),
+        _ => Failure::data(format!("block-wise transfer failed: {reason}")),
+    }
+}
+
+/// The progress bar of block-wise transfers on stderr: only on a terminal,
+/// and only once a transfer turns out to be block-wise (the first progress
+/// event); one bar per direction.
+struct Bar {
+    enabled: bool,
+    bar: Option<(Phase, indicatif::ProgressBar)>,
+}
+
+impl Bar {
+    fn new(wanted: bool) -> Self {
+        Self {
+            enabled: wanted && std::io::stderr().is_terminal(),
+            bar: None,
+        }
+    }
+
+    fn update(&mut self, phase: Phase, done: usize, total: Option<usize>) {
+        use indicatif::{ProgressBar, ProgressStyle};
+        if !self.enabled {
+            return;
+        }
+        if self.bar.as_ref().is_none_or(|(p, _)| *p != phase) {
+            self.finish();
+            let label = match phase {
+                Phase::Upload => "upload",
+                Phase::Download => "download",
+            };
+            let bar = if let Some(t) = total {
+                let style = ProgressStyle::with_template(
+                    "{prefix:>8} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+                )
+                .map_or_else(
+                    |_| ProgressStyle::default_bar(),
+                    |s| s.progress_chars("=> "),
+                );
+                ProgressBar::new(t as u64).with_style(style)
+            } else {
+                let style =
+                    ProgressStyle::with_template("{prefix:>8} {spinner} {bytes} {bytes_per_sec}")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+                ProgressBar::new_spinner().with_style(style)
+            };
+            bar.set_prefix(label);
+            self.bar = Some((phase, bar));
+        }
+        if let Some((_, bar)) = &self.bar {
+            if let Some(t) = total {
+                bar.set_length(t as u64);
+            }
+            bar.set_position(done as u64);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((_, bar)) = self.bar.take() {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -466,6 +625,159 @@ struct Seconds(Duration);
 impl std::fmt::Display for Seconds {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} s", self.0.as_secs_f64())
+    }
+}
+
+/// `coap get --observe SECONDS` (RFC 7641).
+mod observe_cmd {
+    use std::io::Write as _;
+    use std::net::SocketAddr;
+    use std::time::{Duration, Instant as StdInstant};
+
+    use coap_proto::endpoint::{Config, Deregister, Event};
+    use coap_proto::{Code, MessageBuf, MessageType};
+
+    use super::{SendArgs, Seconds, client, network_error};
+    use crate::{CmdResult, Failure, Global, Status};
+
+    /// What the observation has come to.
+    #[derive(Default)]
+    struct State {
+        /// The code of the first response.
+        first: Option<Code>,
+        /// Ended by the server or the network: a final response, a
+        /// timeout, a Reset.
+        ended: Option<Failure>,
+        done: bool,
+        error: Option<std::io::Error>,
+    }
+
+    /// Prints one payload as a line.
+    fn line(payload: &[u8], st: &mut State) {
+        let mut out = std::io::stdout().lock();
+        let r = out
+            .write_all(payload)
+            .and_then(|()| out.write_all(b"\n"))
+            .and_then(|()| out.flush());
+        if let Err(e) = r {
+            st.error.get_or_insert(e);
+        }
+    }
+
+    /// Observes for `duration`, printing each notification, then
+    /// deregisters actively (RFC 7641 §3.6).
+    pub(super) fn observe(
+        global: Global,
+        peer: SocketAddr,
+        req: &MessageBuf,
+        send: &SendArgs,
+        duration: Duration,
+    ) -> CmdResult {
+        let mut config = Config::default();
+        config.non_request_timeout = send.timeout;
+        config.separate_response_timeout = send.timeout;
+        let mut ep = client(global, peer, config)?;
+        let start = StdInstant::now();
+        let now = ep.now();
+        let id = ep
+            .endpoint()
+            .observe(now, peer, req)
+            .map_err(|e| Failure::usage(format!("cannot send the request: {e}")))?;
+        let mut st = State::default();
+        let end = start + duration;
+        while !st.done {
+            let left = end.saturating_duration_since(StdInstant::now());
+            if left.is_zero() {
+                break;
+            }
+            if st.first.is_none() && start.elapsed() >= send.timeout {
+                let now = ep.now();
+                let _ = ep.endpoint().cancel(now, id);
+                return Err(Failure::new(
+                    Status::NoAnswer,
+                    format!("no response from {peer} within {}", Seconds(send.timeout)),
+                ));
+            }
+            ep.turn(Some(left.min(Duration::from_millis(200))), |e, now, event| {
+                match event {
+                    Event::Notification(r) if r.id == id => {
+                        st.first.get_or_insert(r.message().code());
+                        line(r.message().payload(), &mut st);
+                        e.recycle(r.message.into_bytes());
+                    }
+                    Event::Response(r) if r.id == id => {
+                        // Not (or no longer) observed: a plain response.
+                        let code = r.message().code();
+                        if st.first.is_none() || code.is_success() {
+                            line(r.message().payload(), &mut st);
+                        }
+                        if !code.is_success() {
+                            let mut m = code.to_string();
+                            let p = r.message().payload();
+                            if !p.is_empty() {
+                                m.push_str(": ");
+                                m.push_str(&String::from_utf8_lossy(p));
+                            }
+                            st.ended = Some(Failure::new(Status::ErrorResponse, m));
+                        }
+                        st.first.get_or_insert(code);
+                        st.done = true;
+                        e.recycle(r.message.into_bytes());
+                    }
+                    Event::TimedOut(r) | Event::Reset(r) if r == id => {
+                        st.ended = Some(Failure::new(
+                            Status::NoAnswer,
+                            format!("the observation of {peer} ended: no answer or a Reset"),
+                        ));
+                        st.done = true;
+                    }
+                    Event::Request(req) => {
+                        let busy = MessageBuf::new(MessageType::Ack, Code::SERVICE_UNAVAILABLE);
+                        let _ = e.respond(now, req.handle, &busy);
+                        e.recycle(req.message.into_bytes());
+                    }
+                    _ => {}
+                }
+            })
+            .map_err(|e| network_error(&e))?;
+        }
+        if !st.done {
+            // RFC 7641 §3.6: deregister with GET Observe:1, and wait (at
+            // most the request timeout) for its exchange to end.
+            let now = ep.now();
+            let _ = ep.endpoint().cancel_observe(now, id, Deregister::Active);
+            let until = StdInstant::now() + send.timeout;
+            while ep.endpoint().tables().requests > 0 {
+                let left = until.saturating_duration_since(StdInstant::now());
+                if left.is_zero() {
+                    break;
+                }
+                ep.turn(Some(left.min(Duration::from_millis(200))), |e, _, event| {
+                    if let Event::Notification(r) | Event::Response(r) = event {
+                        e.recycle(r.message.into_bytes());
+                    }
+                })
+                .map_err(|e| network_error(&e))?;
+            }
+        }
+        if let Some(e) = st.error {
+            return Err(Failure::new(Status::NoAnswer, format!("writing stdout: {e}")));
+        }
+        match (st.first, st.ended) {
+            (Some(code), Some(f)) if code.is_success() => {
+                // Registered, ended by the server later: report, exit 0.
+                if let Some(m) = f.message {
+                    eprintln!("coap get: {m}");
+                }
+                Ok(())
+            }
+            (_, Some(f)) => Err(f),
+            (Some(_), None) => Ok(()),
+            (None, None) => Err(Failure::new(
+                Status::NoAnswer,
+                format!("no response from {peer} within {}", Seconds(duration)),
+            )),
+        }
     }
 }
 
