@@ -13,8 +13,6 @@
 # script's folder (build it with `cargo build --release --features cli`),
 # else `cargo run --release`.
 #
-# Observe is issue 6: until it lands, `observe` does one plain GET and prints
-# its payload as one line.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 if [ -n "${COAP_BIN:-}" ]; then
@@ -41,9 +39,7 @@ case "$verb" in
     exec "${coap[@]}" "$verb" --content-format text/plain --file "$3" "$uri" ;;
   observe)
     [ $# = 3 ] || usage
-    # TODO(issue 6): `coap get --observe "$3"`, one line per notification.
-    out="$("${coap[@]}" get "$uri")"; rc=$?
-    [ -n "$out" ] && printf '%s\n' "$out"
-    exit "$rc" ;;
+    # RFC 7641: one line per notification, GET Observe:1 at the end.
+    exec "${coap[@]}" get --observe "$3" "$uri" ;;
   *) usage ;;
 esac

@@ -899,7 +899,15 @@ impl fmt::Display for Summary {
 }
 
 fn entries(t: &TableSizes) -> usize {
-    t.requests + t.pending + t.separate + t.dedup + t.peers + t.timers + t.transmits + t.events
+    t.requests
+        + t.pending
+        + t.separate
+        + t.notifications
+        + t.dedup
+        + t.peers
+        + t.timers
+        + t.transmits
+        + t.events
 }
 
 struct Fnv(u64);
@@ -952,6 +960,19 @@ struct Flight {
     bytes: Vec<u8>,
 }
 
+/// A custom application for a node (see [`Sim::set_app`]): it gets every
+/// event of the node's endpoint, with the endpoint and the instant, and may
+/// issue commands on it (the simulator drains what they queue).
+pub type App = alloc::boxed::Box<dyn FnMut(&mut Endpoint<SimAddr>, Instant, Event<SimAddr>)>;
+
+struct AppSlot(App);
+
+impl fmt::Debug for AppSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("App")
+    }
+}
+
 /// Consecutive steps at one instant before the simulator declares a spin.
 const SPIN_LIMIT: u32 = 100_000;
 /// How long a server application waits before retrying a refused `respond`.
@@ -970,6 +991,7 @@ pub struct Sim {
     nodes: Vec<Node>,
     nats: Vec<Nat>,
     groups: BTreeMap<u16, Vec<usize>>,
+    apps: BTreeMap<usize, AppSlot>,
     in_flight: BTreeMap<(Instant, u64), Flight>,
     seq: u64,
     hash: u64,
@@ -1000,6 +1022,7 @@ impl Sim {
             nodes: Vec::new(),
             nats: Vec::new(),
             groups: BTreeMap::new(),
+            apps: BTreeMap::new(),
             in_flight: BTreeMap::new(),
             seq: 0,
             hash: Fnv::START,
@@ -1095,6 +1118,15 @@ impl Sim {
     /// Sets how `node`'s server application answers.
     pub fn set_server(&mut self, node: NodeId, behaviour: ServerBehaviour) {
         self.nodes[node.0].server = behaviour;
+    }
+
+    /// Hands every event of `node` to `app` instead of the built-in server
+    /// behaviour and workload bookkeeping (e.g. an Observe client or a
+    /// resource layer). Timed application work is done between
+    /// [`run_until`](Self::run_until) calls with
+    /// [`command`](Self::command).
+    pub fn set_app(&mut self, node: NodeId, app: App) {
+        self.apps.insert(node.0, AppSlot(app));
     }
 
     /// Gives `node` a client workload.
@@ -1429,6 +1461,10 @@ impl Sim {
 
     fn on_event(&mut self, i: usize, ev: Event<SimAddr>, corrupted: bool) {
         let now = self.now;
+        if let Some(app) = self.apps.get_mut(&i) {
+            (app.0)(&mut self.nodes[i].endpoint, now, ev);
+            return;
+        }
         match ev {
             Event::Request(req) => {
                 let payload = req.message().payload().to_vec();
@@ -1568,6 +1604,11 @@ impl Sim {
             }
             Event::ResponseDelivered(_) => self.nodes[i].app.responses_delivered += 1,
             Event::ResponseFailed(_) => self.nodes[i].app.responses_failed += 1,
+            // Observe (RFC 7641) belongs to custom applications (`set_app`).
+            Event::Notification(r) => self.nodes[i].endpoint.recycle(r.message.into_bytes()),
+            Event::NotificationDelivered(_)
+            | Event::NotificationRejected(_)
+            | Event::NotificationTimedOut(_) => {}
         }
     }
 
@@ -1656,14 +1697,19 @@ impl Sim {
             (
                 "events",
                 t.events,
-                c.max_events + 2 * c.max_requests + c.max_separate,
+                c.max_events + 2 * c.max_requests + c.max_separate + c.max_notifications,
             ),
+            ("notifications", t.notifications, c.max_notifications),
             // One timer per request, separate response, pending request
-            // (empty-ACK delay), delayed answer and peer.
+            // (empty-ACK delay), delayed answer, peer and notification.
             (
                 "timers",
                 t.timers,
-                c.max_requests + c.max_separate + 2 * c.max_pending + c.max_peers,
+                c.max_requests
+                    + c.max_separate
+                    + 2 * c.max_pending
+                    + c.max_peers
+                    + c.max_notifications,
             ),
         ];
         let usage = ep.memory_usage();

@@ -220,6 +220,23 @@ pub struct Config {
     pub non_request_timeout: Duration,
     /// How long a multicast request collects responses.
     pub multicast_timeout: Duration,
+    /// Notifications (RFC 7641) the endpoint keeps track of as an observed
+    /// resource's server: CON notifications awaiting their ACK (with the
+    /// retained datagram, retransmitted), and the Message ID of the last
+    /// NON notification of each observation for `NON_LIFETIME`, so that a
+    /// Reset rejecting it is recognized (§4.5). Each costs
+    /// `NOTIFICATION_BYTES + max_message_size` (a NON one holds no
+    /// datagram), and keeps its slot until its outcome event is polled.
+    /// When full, the oldest remembered NON notification is forgotten (as
+    /// if its Reset were lost, which §4.5 allows); if there is none, a CON
+    /// `notify` returns `Error::NoCapacity` and a NON one is sent without
+    /// being remembered.
+    pub max_notifications: usize,
+    /// When an observation without a newer notification re-registers
+    /// after the last notification's Max-Age has run out: a random time
+    /// between this and three times this (default 5 s: "between 5 and 15
+    /// seconds", RFC 7641 §3.3.1). Zero: exactly when Max-Age runs out.
+    pub observe_refresh_delay: Duration,
 }
 
 impl Default for Config {
@@ -243,6 +260,8 @@ impl Default for Config {
             separate_response_timeout: transmission.max_transmit_wait(),
             non_request_timeout: transmission.max_transmit_wait(),
             multicast_timeout: transmission.default_leisure + transmission.ack_timeout,
+            max_notifications: 256,
+            observe_refresh_delay: Duration::from_secs(5),
         }
     }
 }
@@ -269,6 +288,12 @@ pub const PEER_BYTES: usize = 1024;
 /// (`max_message_size`): the queue slot, counted twice for the queue's
 /// growth. Measured: about 104 per event slot with `SocketAddr`.
 pub const QUEUED_BYTES: usize = 224;
+/// Heap bytes per notification entry (RFC 7641: a CON notification in
+/// flight or the Message ID of a NON one), excluding the retained datagram
+/// (`max_message_size`, CON only): the entry, its observation, Message ID
+/// and expiry indexes, and its timer. Measured: 519 with `SocketAddr`
+/// (tests/observe.rs).
+pub const NOTIFICATION_BYTES: usize = 624;
 /// Spare buffers of `max_message_size` kept for reuse.
 pub(crate) const POOL_BUFFERS: usize = 64;
 
@@ -292,14 +317,15 @@ impl Config {
         // Events carrying a message: requests and multicast responses (at
         // most max_events) and unicast responses (one per request slot).
         let events_with_buffer = self.max_events + self.max_requests;
-        // Events without one: Acknowledged and final request events, and
-        // separate-response outcomes.
-        let events_plain = 2 * self.max_requests + self.max_separate;
+        // Events without one: Acknowledged and final request events,
+        // separate-response and notification outcomes.
+        let events_plain = 2 * self.max_requests + self.max_separate + self.max_notifications;
         (self.max_requests + self.max_separate) * (EXCHANGE_BYTES + msg)
             + self.max_pending * PENDING_BYTES
             + self.max_dedup * DEDUP_BYTES
             + self.max_dedup_bytes
             + self.max_peers * PEER_BYTES
+            + self.max_notifications * (NOTIFICATION_BYTES + msg)
             + self.max_transmit_queue * (QUEUED_BYTES + msg)
             + events_with_buffer * (QUEUED_BYTES + msg)
             + events_plain * QUEUED_BYTES

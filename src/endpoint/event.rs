@@ -47,6 +47,50 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// Identifies a notification this endpoint sent as an observed resource's
+/// server (RFC 7641), from [`Endpoint::notify`](super::Endpoint::notify)
+/// until its outcome event (`NotificationDelivered`, `NotificationRejected`
+/// or `NotificationTimedOut`). A notification superseded by a newer one for
+/// the same observation (RFC 7641 §4.5.2) reports nothing more: its fate is
+/// that of the notification that replaced it.
+///
+/// ```
+/// use coap_proto::endpoint::NotificationId;
+/// assert_eq!(NotificationId::from_raw(5).raw(), 5);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct NotificationId(pub(crate) u64);
+
+impl NotificationId {
+    /// The raw value, unique for the endpoint's lifetime.
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::NotificationId;
+    /// assert_eq!(NotificationId::from_raw(1).raw(), 1);
+    /// ```
+    #[must_use]
+    pub const fn raw(self) -> u64 {
+        self.0
+    }
+
+    /// Rebuilds an id from [`raw`](Self::raw).
+    ///
+    /// ```
+    /// # use coap_proto::endpoint::NotificationId;
+    /// assert_eq!(NotificationId::from_raw(2), NotificationId::from_raw(2));
+    /// ```
+    #[must_use]
+    pub const fn from_raw(raw: u64) -> Self {
+        Self(raw)
+    }
+}
+
+impl fmt::Display for NotificationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ntf#{}", self.0)
+    }
+}
+
 /// Identifies an incoming request the application has to answer, from its
 /// [`Event::Request`] until [`Endpoint::respond`](super::Endpoint::respond).
 ///
@@ -244,7 +288,8 @@ impl<A> Response<A> {
 /// Every request ends with exactly one of `Response` (for unicast),
 /// `TimedOut`, `Reset`, `Pong` (for pings) or `MulticastDone` (after zero or
 /// more `Response`s for a multicast request), unless the application
-/// cancelled it.
+/// cancelled it. An observation ([`Endpoint::observe`](super::Endpoint::observe))
+/// reports zero or more `Notification`s first.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Event<A> {
@@ -267,4 +312,19 @@ pub enum Event<A> {
     ResponseDelivered(ResponseHandle),
     /// A separate CON response got no ACK (or a Reset).
     ResponseFailed(ResponseHandle),
+    /// A notification of an observation ([`Endpoint::observe`](super::Endpoint::observe),
+    /// RFC 7641): a 2.xx response carrying an Observe option, newer than
+    /// every notification delivered before (§3.4). The observation stays
+    /// open; it ends with a `Response` (a response without Observe, or an
+    /// error code), `TimedOut` or `Reset`.
+    Notification(Response<A>),
+    /// A CON notification was acknowledged (RFC 7641 §3.5: the client is
+    /// still interested).
+    NotificationDelivered(NotificationId),
+    /// The client rejected a CON or NON notification with a Reset: it is no
+    /// longer interested (RFC 7641 §3.6, §4.5); remove the observer.
+    NotificationRejected(NotificationId),
+    /// A CON notification got no ACK after MAX_RETRANSMIT retransmissions:
+    /// remove the observer (RFC 7641 §4.5).
+    NotificationTimedOut(NotificationId),
 }

@@ -10,7 +10,11 @@
 //!   [`handle_timeout`](Endpoint::handle_timeout), and the commands
 //!   [`request`](Endpoint::request), [`respond`](Endpoint::respond),
 //!   [`ping`](Endpoint::ping), [`cancel`](Endpoint::cancel),
-//!   [`accept`](Endpoint::accept).
+//!   [`accept`](Endpoint::accept), and for Observe (RFC 7641)
+//!   [`observe`](Endpoint::observe),
+//!   [`cancel_observe`](Endpoint::cancel_observe),
+//!   [`notify`](Endpoint::notify) and
+//!   [`cancel_notification`](Endpoint::cancel_notification).
 //! - After **every** input or command: drain
 //!   [`poll_transmit`](Endpoint::poll_transmit) until `None`, then
 //!   [`poll_event`](Endpoint::poll_event) until `None`, then read
@@ -2002,8 +2006,8 @@ impl<A: Address> Endpoint<A> {
     /// already delivered is acknowledged but not delivered (§3.4: the 2^23
     /// serial number comparison, or more than 128 s since the freshest).
     /// When no newer notification arrives within its Max-Age (default 60 s)
-    /// plus [`Config::observe_refresh_delay`] and a random share of
-    /// [`Config::observe_refresh_jitter`], the endpoint registers again
+    /// plus a random time between [`Config::observe_refresh_delay`] and
+    /// three times that, the endpoint registers again
     /// with the same request and token (§3.3.1). A response without Observe,
     /// or with an error code, ends the observation as [`Event::Response`];
     /// so do `TimedOut` and `Reset`. End it yourself with
@@ -2154,10 +2158,7 @@ impl<A: Address> Endpoint<A> {
         self.events.len() >= self.config.max_events
             && msg.code().is_success()
             && msg.has_option(OptionNumber::OBSERVE)
-            && self
-                .observations
-                .get(&id)
-                .is_some_and(|o| !o.deregistering)
+            && self.observations.get(&id).is_some_and(|o| !o.deregistering)
     }
 
     /// A response for an observation: a notification keeps it open, any
@@ -2220,12 +2221,13 @@ impl<A: Address> Endpoint<A> {
     fn settle_observation(&mut self, now: Instant, id: u64, value: u32, max_age: u32) {
         self.release_outstanding(now, id);
         let p = self.config;
-        let jitter = u64::try_from(p.observe_refresh_jitter.as_micros()).unwrap_or(u64::MAX);
-        let jitter = Duration::from_micros(self.rng.below_inclusive(jitter));
+        // RFC 7641 §3.3.1: Max-Age, then a random wait in [d, 3d].
+        let d = p.observe_refresh_delay;
+        let span = u64::try_from(d.saturating_mul(2).as_micros()).unwrap_or(u64::MAX);
+        let wait = d.saturating_add(Duration::from_micros(self.rng.below_inclusive(span)));
         let at = now
             .saturating_add(Duration::from_secs(u64::from(max_age)))
-            .saturating_add(p.observe_refresh_delay)
-            .saturating_add(jitter);
+            .saturating_add(wait);
         let Some(req) = self.requests.get_mut(&id) else {
             return;
         };
@@ -2342,7 +2344,9 @@ impl<A: Address> Endpoint<A> {
             return Err(Error::Unsupported);
         }
         if token.len() > MAX_TOKEN_LEN {
-            return Err(Error::Encode(EncodeError::TokenTooLong { len: token.len() }));
+            return Err(Error::Encode(EncodeError::TokenTooLong {
+                len: token.len(),
+            }));
         }
         let tok = Tok::new(token);
         let existing = self.notification_of.get(&(peer, tok)).copied();
@@ -2546,7 +2550,10 @@ impl<A: Address> Endpoint<A> {
             n.fresh = false;
             send = true;
         }
-        let (prev, datagram) = (n.prev_mid, if send { Some(n.datagram.clone()) } else { None });
+        let (prev, datagram) = (
+            n.prev_mid,
+            if send { Some(n.datagram.clone()) } else { None },
+        );
         self.arm(deadline, Timer::Notification(key));
         if let Some(old) = dropped
             && self.by_mid.get(&(peer, old)) == Some(&MidOwner::Notification(key))
@@ -2674,8 +2681,8 @@ impl<A: Address> Endpoint<A> {
     /// memory: oldest first).
     fn make_dedup_room(&mut self, extra_entries: usize, extra_bytes: usize) {
         loop {
-            let bytes_over =
-                self.dedup_bytes + self.reply_pool_bytes + extra_bytes > self.config.max_dedup_bytes;
+            let bytes_over = self.dedup_bytes + self.reply_pool_bytes + extra_bytes
+                > self.config.max_dedup_bytes;
             // Idle reply buffers go before any live entry.
             if bytes_over && let Some(b) = self.reply_pool.pop() {
                 self.reply_pool_bytes -= b.capacity();

@@ -21,7 +21,12 @@ impl Rng {
     pub(crate) fn new(seed: u64) -> Self {
         let mut x = seed;
         Self {
-            s: [splitmix(&mut x), splitmix(&mut x), splitmix(&mut x), splitmix(&mut x)],
+            s: [
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x),
+                splitmix(&mut x),
+            ],
         }
     }
 

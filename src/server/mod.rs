@@ -43,6 +43,24 @@
 //! Rejecting a critical option the server cannot act on is what 4.02
 //! means (RFC 7252 §5.4.1, §5.9.2.3). (aiocoap answers 4.00 here.)
 //!
+//! # Observe (RFC 7641)
+//!
+//! A GET (or FETCH) with Observe:0 on an [`observable`](Resource::observable)
+//! resource registers the client (§4.1) once the answer is 2.xx: the
+//! answer gets an Observe option with the resource's next sequence number
+//! (§4.4). The list of observers is bounded
+//! ([`ServerConfig::max_observers`], [`OBSERVER_BYTES`] each); when it is
+//! full the GET is served without Observe. When the application changes
+//! the resource it calls [`Server::notify_changed`], which runs the GET
+//! handler again for every observer and sends the notifications
+//! ([`Endpoint::notify`](crate::endpoint::Endpoint::notify)): NON with a
+//! CON every [`ServerConfig::notify_con_every`] and at least every 24
+//! hours (§4.5), a non-2.xx answer (or a changed Content-Format, as 4.06)
+//! as a last CON notification. An observer goes on GET Observe:1, on a
+//! Reset or a timed-out CON notification (pass every event to
+//! [`Server::handle_event`]), and after an error notification. A GET
+//! without Observe does not end an observation (ETSI TD_COAP_OBS_10).
+//!
 //! # Answering later
 //!
 //! A handler that cannot answer at once returns [`Reply::Later`] (the
@@ -117,6 +135,7 @@
 )]
 
 mod links;
+mod observe;
 mod resource;
 mod transfer;
 
@@ -126,16 +145,18 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
+pub use observe::OBSERVER_BYTES;
 pub use resource::{BodyBlock, ETag, Reply, Request, Resource, ResourceId, ResourceState};
 pub use transfer::TRANSFER_BYTES;
 
 use crate::endpoint::{Address, Endpoint, Error as EndpointError, IncomingRequest, ResponseHandle};
 use crate::message::link::{Filter, LinkWriter};
 use crate::message::{
-    Block, Code, ContentFormat, MAX_TOKEN_LEN, Message, MessageBuf, MessageType, OptionNumber,
-    encode_uint,
+    Block, Code, ContentFormat, MAX_TOKEN_LEN, Message, MessageBuf, MessageType, Observe,
+    OptionNumber, encode_uint,
 };
 use crate::time::Instant;
+use observe::{Observers, Token};
 use transfer::{Body, Transfer, TransferKey, Transfers};
 
 /// Expired entries dropped per call of [`Server::handle`].
@@ -222,6 +243,29 @@ pub struct ServerConfig {
     pub auto_etag: AutoEtag,
     /// Serve `/.well-known/core` (RFC 6690 §4). Default true.
     pub well_known_core: bool,
+    /// Observers of [`observable`](Resource::observable) resources (RFC 7641)
+    /// at once, over all resources. Each costs [`OBSERVER_BYTES`] plus its
+    /// registration request. When full, a new registration is served as a
+    /// plain GET, without Observe (§4.1 allows it). Observers that went
+    /// away are removed by the CON notification they then fail to
+    /// acknowledge (see [`notify_con_every`](Self::notify_con_every)).
+    /// Default 1024.
+    pub max_observers: usize,
+    /// The longest registration request (in bytes) the layer keeps to run
+    /// the GET handler again for each notification; a longer one is
+    /// served without Observe. Default 256.
+    pub max_observe_request: usize,
+    /// Send every notification as CON (true) or mostly NON (false, the
+    /// default).
+    pub notify_con: bool,
+    /// With NON notifications, at least every this many notifications to
+    /// an observer is CON (RFC 7641 §4.5 leaves the rate to the server; a
+    /// CON one that is not acknowledged removes the observer). 0 and 1:
+    /// every one. Default 10.
+    pub notify_con_every: u32,
+    /// ... and at least one notification in this interval is CON
+    /// (RFC 7641 §4.5: "at least every 24 hours", the default).
+    pub notify_con_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -237,7 +281,28 @@ impl Default for ServerConfig {
             separate_lifetime: Duration::from_secs(247),
             auto_etag: AutoEtag::BlockWise,
             well_known_core: true,
+            max_observers: 1024,
+            max_observe_request: 256,
+            notify_con: false,
+            notify_con_every: 10,
+            notify_con_interval: Duration::from_secs(24 * 60 * 60),
         }
+    }
+}
+
+impl ServerConfig {
+    /// The most memory the observer registry holds with this configuration:
+    /// [`max_observers`](Self::max_observers) × ([`OBSERVER_BYTES`] +
+    /// [`max_observe_request`](Self::max_observe_request)). See
+    /// [`Server::observer_memory`].
+    ///
+    /// ```
+    /// use coap_proto::server::ServerConfig;
+    /// assert!(ServerConfig::default().observer_memory_bound() < 1024 * 1024);
+    /// ```
+    #[must_use]
+    pub fn observer_memory_bound(&self) -> usize {
+        self.max_observers * (OBSERVER_BYTES + self.max_observe_request)
     }
 }
 
@@ -284,6 +349,22 @@ pub struct ServerStats {
     /// Answers the endpoint refused (unknown handle, table full, message
     /// too large); too large ones are replaced by 5.00.
     pub respond_errors: u64,
+    /// Observe registrations accepted (RFC 7641 §4.1), re-registrations
+    /// included.
+    pub observers_registered: u64,
+    /// Registrations served without Observe: the list of observers was
+    /// full, or the request too long to keep.
+    pub observe_refused: u64,
+    /// Observers removed: deregistered (Observe:1), rejected (Reset), timed
+    /// out, or after an error notification.
+    pub observers_removed: u64,
+    /// Notifications sent (§4.2), error notifications included.
+    pub notifications: u64,
+    /// Notifications sent as CON.
+    pub notifications_con: u64,
+    /// Notifications not sent: the handler answered later, or the endpoint
+    /// refused (no Message ID or buffer).
+    pub notifications_skipped: u64,
 }
 
 /// Why [`Server::add`] refused a resource.
@@ -337,6 +418,19 @@ struct Shape<A> {
     max_age: Option<u32>,
     /// Where to keep a sliced response of an unsafe method.
     cache: Option<TransferKey<A>>,
+    /// A registration to make if the answer is 2.xx (RFC 7641 §4.1).
+    observe: Option<Registration<A>>,
+}
+
+/// An Observe registration waiting for its answer.
+#[derive(Clone, Debug)]
+struct Registration<A> {
+    peer: A,
+    token: Token,
+    resource: usize,
+    format: Option<ContentFormat>,
+    /// The registration request (at most `max_observe_request` bytes).
+    request: Vec<u8>,
 }
 
 #[derive(Debug)]
@@ -508,6 +602,9 @@ pub struct Server<A: Address, S = ()> {
     transfers: Transfers<A>,
     separate: BTreeMap<ResponseHandle, Separate<A>>,
     separate_expiry: BTreeSet<(Instant, ResponseHandle)>,
+    observers: Observers<A>,
+    /// The Observe sequence number of each resource (RFC 7641 §4.4).
+    sequences: Vec<u32>,
     stats: ServerStats,
     now: Instant,
 }
@@ -519,6 +616,7 @@ impl<A: Address, S> fmt::Debug for Server<A, S> {
             .field("transfers", &self.transfers.len())
             .field("transfer_memory", &self.transfers.memory())
             .field("separate", &self.separate.len())
+            .field("observers", &self.observers.len())
             .field("stats", &self.stats)
             .finish_non_exhaustive()
     }
@@ -546,6 +644,8 @@ impl<A: Address, S> Server<A, S> {
             transfers: Transfers::new(),
             separate: BTreeMap::new(),
             separate_expiry: BTreeSet::new(),
+            observers: Observers::new(),
+            sequences: Vec::new(),
             stats: ServerStats::default(),
             now: Instant::ZERO,
         }
@@ -597,6 +697,7 @@ impl<A: Address, S> Server<A, S> {
         self.by_key.insert(key.clone(), id);
         self.keys.push(key);
         self.resources.push(resource);
+        self.sequences.push(0);
         Ok(ResourceId(id))
     }
 
@@ -760,6 +861,17 @@ impl<A: Address, S> Server<A, S> {
         let handle = req.handle;
         {
             let msg = req.message();
+            if (msg.code() == Code::GET || msg.code() == Code::FETCH)
+                && msg.observe() == Some(Observe::DEREGISTER)
+            {
+                // RFC 7641 §4.1: remove the entry, then process the GET as
+                // usual (the answer carries no Observe).
+                let key = (req.peer, Token::new(msg.token()));
+                if self.observers.remove(&key).is_some() {
+                    self.stats.observers_removed += 1;
+                    ep.cancel_notification(now, req.peer, msg.token());
+                }
+            }
             let outcome = self.dispatch(now, req.peer, req.multicast, handle, &msg, state);
             self.deliver(ep, now, handle, outcome, max_message);
         }
@@ -917,9 +1029,32 @@ impl<A: Address, S> Server<A, S> {
             format,
             max_age: res.max_age,
             cache: (!safe).then(|| key.clone()),
+            observe: None,
         };
         if index_get {
             return self.serve_links(msg, multicast, Some(idx), Some(shape));
+        }
+        // RFC 7641 §4.1: GET (or FETCH, RFC 8132) with Observe:0 on an
+        // observable resource registers once the answer is 2.xx; with a
+        // Block2 option only on the first block (RFC 7959 §2.6).
+        if res.observable
+            && safe
+            && !multicast
+            && msg.observe() == Some(Observe::REGISTER)
+            && shape.block2.is_none_or(|b| b.num() == 0)
+        {
+            let raw = msg.as_bytes();
+            if raw.len() <= self.config.max_observe_request {
+                shape.observe = Some(Registration {
+                    peer,
+                    token: Token::new(msg.token()),
+                    resource: idx,
+                    format,
+                    request: raw.to_vec(),
+                });
+            } else {
+                self.stats.observe_refused += 1;
+            }
         }
         // RFC 7959 §2.7: the rest of an unsafe request's response comes from
         // the kept copy, not from running the method again.
@@ -952,6 +1087,7 @@ impl<A: Address, S> Server<A, S> {
             block,
             format,
             resource: ResourceId(idx),
+            notification: false,
         };
         let handler = handler.and_then(|h| self.resources.get_mut(idx)?.handlers.get_mut(h));
         let reply = match handler {
@@ -1028,6 +1164,7 @@ impl<A: Address, S> Server<A, S> {
             format: Some(ContentFormat::LINK_FORMAT),
             max_age: None,
             cache: None,
+            observe: None,
         });
         let mut m = MessageBuf::new(MessageType::Ack, Code::CONTENT);
         m.add_option_uint(
@@ -1257,6 +1394,13 @@ impl<A: Address, S> Server<A, S> {
     ) -> Result<(), EndpointError> {
         let code = m.code();
         if !code.is_success() {
+            // RFC 7641 §4.1, §4.2: an error registers nothing, and ends an
+            // existing registration of this endpoint and token.
+            if let Some(reg) = &shape.observe
+                && self.observers.remove(&(reg.peer, reg.token)).is_some()
+            {
+                self.stats.observers_removed += 1;
+            }
             return self.emit_or_fail(ep, now, handle, &m, None);
         }
         let has_payload = !m.payload().is_empty();
@@ -1270,6 +1414,13 @@ impl<A: Address, S> Server<A, S> {
             && let Some(age) = shape.max_age
         {
             m.add_option_uint(OptionNumber::MAX_AGE, age);
+        }
+        let observe = shape
+            .observe
+            .as_ref()
+            .and_then(|reg| self.register(now, reg, &m));
+        if let Some(seq) = observe {
+            m.set_option(OptionNumber::OBSERVE, encode_uint(seq));
         }
         let block_wise = shape.block2.is_some()
             || m.payload().len() > 1usize << (self.config.block2_szx + 4)
@@ -1294,6 +1445,9 @@ impl<A: Address, S> Server<A, S> {
             self.stats.valid += 1;
             let mut v = MessageBuf::new(MessageType::Ack, Code::VALID);
             v.add_option(OptionNumber::ETAG, e.as_bytes());
+            if let Some(seq) = observe {
+                v.add_option(OptionNumber::OBSERVE, encode_uint(seq));
+            }
             if let Some(age) = m.option(OptionNumber::MAX_AGE) {
                 v.add_option(OptionNumber::MAX_AGE, age);
             }

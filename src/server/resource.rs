@@ -209,6 +209,13 @@ pub struct Request<'a, A> {
     pub format: Option<ContentFormat>,
     /// The resource that matched.
     pub resource: ResourceId,
+    /// The handler runs to produce an Observe notification
+    /// ([`Server::notify_changed`](super::Server::notify_changed), RFC 7641
+    /// §4.2), with the observer's registration request as `message`. Then
+    /// `handle` belongs to no pending request (it is
+    /// `ResponseHandle::from_raw(0)`), and [`Reply::Later`] or
+    /// [`Reply::Defer`] skip this notification.
+    pub notification: bool,
 }
 
 impl<A> Request<'_, A> {
@@ -544,8 +551,10 @@ impl<A, S> Resource<A, S> {
         self
     }
 
-    /// Marks the link observable (`obs`, RFC 7641 §6). Only the attribute:
-    /// the layer does not implement Observe yet.
+    /// Makes the resource observable (RFC 7641): the link gets `obs`
+    /// (§6), a GET with Observe:0 registers the client (§4.1), and
+    /// [`Server::notify_changed`](super::Server::notify_changed) runs the GET
+    /// handler again for every observer and sends the notifications.
     ///
     /// ```
     /// # use coap_proto::server::Resource;

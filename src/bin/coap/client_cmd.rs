@@ -634,10 +634,11 @@ mod observe_cmd {
     use std::net::SocketAddr;
     use std::time::{Duration, Instant as StdInstant};
 
-    use coap_proto::endpoint::{Config, Deregister, Event};
+    use coap_proto::endpoint::{Config, Deregister, Event, RequestId};
+    use coap_proto::udp::UdpEndpoint;
     use coap_proto::{Code, MessageBuf, MessageType};
 
-    use super::{SendArgs, Seconds, client, network_error};
+    use super::{Seconds, SendArgs, client, network_error};
     use crate::{CmdResult, Failure, Global, Status};
 
     /// What the observation has come to.
@@ -662,6 +663,27 @@ mod observe_cmd {
         if let Err(e) = r {
             st.error.get_or_insert(e);
         }
+    }
+
+    /// RFC 7641 §3.6: deregisters with GET Observe:1, and waits (at most
+    /// `timeout`) for its exchange to end.
+    fn deregister(ep: &mut UdpEndpoint, id: RequestId, timeout: Duration) -> CmdResult {
+        let now = ep.now();
+        let _ = ep.endpoint().cancel_observe(now, id, Deregister::Active);
+        let until = StdInstant::now() + timeout;
+        while ep.endpoint().tables().requests > 0 {
+            let left = until.saturating_duration_since(StdInstant::now());
+            if left.is_zero() {
+                break;
+            }
+            ep.turn(Some(left.min(Duration::from_millis(200))), |e, _, event| {
+                if let Event::Notification(r) | Event::Response(r) = event {
+                    e.recycle(r.message.into_bytes());
+                }
+            })
+            .map_err(|e| network_error(&e))?;
+        }
+        Ok(())
     }
 
     /// Observes for `duration`, printing each notification, then
@@ -698,70 +720,60 @@ mod observe_cmd {
                     format!("no response from {peer} within {}", Seconds(send.timeout)),
                 ));
             }
-            ep.turn(Some(left.min(Duration::from_millis(200))), |e, now, event| {
-                match event {
-                    Event::Notification(r) if r.id == id => {
-                        st.first.get_or_insert(r.message().code());
-                        line(r.message().payload(), &mut st);
-                        e.recycle(r.message.into_bytes());
-                    }
-                    Event::Response(r) if r.id == id => {
-                        // Not (or no longer) observed: a plain response.
-                        let code = r.message().code();
-                        if st.first.is_none() || code.is_success() {
+            ep.turn(
+                Some(left.min(Duration::from_millis(200))),
+                |e, now, event| {
+                    match event {
+                        Event::Notification(r) if r.id == id => {
+                            st.first.get_or_insert(r.message().code());
                             line(r.message().payload(), &mut st);
+                            e.recycle(r.message.into_bytes());
                         }
-                        if !code.is_success() {
-                            let mut m = code.to_string();
-                            let p = r.message().payload();
-                            if !p.is_empty() {
-                                m.push_str(": ");
-                                m.push_str(&String::from_utf8_lossy(p));
+                        Event::Response(r) if r.id == id => {
+                            // Not (or no longer) observed: a plain response.
+                            let code = r.message().code();
+                            if code.is_success() {
+                                line(r.message().payload(), &mut st);
                             }
-                            st.ended = Some(Failure::new(Status::ErrorResponse, m));
+                            if !code.is_success() {
+                                let mut m = code.to_string();
+                                let p = r.message().payload();
+                                if !p.is_empty() {
+                                    m.push_str(": ");
+                                    m.push_str(&String::from_utf8_lossy(p));
+                                }
+                                st.ended = Some(Failure::new(Status::ErrorResponse, m));
+                            }
+                            st.first.get_or_insert(code);
+                            st.done = true;
+                            e.recycle(r.message.into_bytes());
                         }
-                        st.first.get_or_insert(code);
-                        st.done = true;
-                        e.recycle(r.message.into_bytes());
+                        Event::TimedOut(r) | Event::Reset(r) if r == id => {
+                            st.ended = Some(Failure::new(
+                                Status::NoAnswer,
+                                format!("the observation of {peer} ended: no answer or a Reset"),
+                            ));
+                            st.done = true;
+                        }
+                        Event::Request(req) => {
+                            let busy = MessageBuf::new(MessageType::Ack, Code::SERVICE_UNAVAILABLE);
+                            let _ = e.respond(now, req.handle, &busy);
+                            e.recycle(req.message.into_bytes());
+                        }
+                        _ => {}
                     }
-                    Event::TimedOut(r) | Event::Reset(r) if r == id => {
-                        st.ended = Some(Failure::new(
-                            Status::NoAnswer,
-                            format!("the observation of {peer} ended: no answer or a Reset"),
-                        ));
-                        st.done = true;
-                    }
-                    Event::Request(req) => {
-                        let busy = MessageBuf::new(MessageType::Ack, Code::SERVICE_UNAVAILABLE);
-                        let _ = e.respond(now, req.handle, &busy);
-                        e.recycle(req.message.into_bytes());
-                    }
-                    _ => {}
-                }
-            })
+                },
+            )
             .map_err(|e| network_error(&e))?;
         }
         if !st.done {
-            // RFC 7641 §3.6: deregister with GET Observe:1, and wait (at
-            // most the request timeout) for its exchange to end.
-            let now = ep.now();
-            let _ = ep.endpoint().cancel_observe(now, id, Deregister::Active);
-            let until = StdInstant::now() + send.timeout;
-            while ep.endpoint().tables().requests > 0 {
-                let left = until.saturating_duration_since(StdInstant::now());
-                if left.is_zero() {
-                    break;
-                }
-                ep.turn(Some(left.min(Duration::from_millis(200))), |e, _, event| {
-                    if let Event::Notification(r) | Event::Response(r) = event {
-                        e.recycle(r.message.into_bytes());
-                    }
-                })
-                .map_err(|e| network_error(&e))?;
-            }
+            deregister(&mut ep, id, send.timeout)?;
         }
         if let Some(e) = st.error {
-            return Err(Failure::new(Status::NoAnswer, format!("writing stdout: {e}")));
+            return Err(Failure::new(
+                Status::NoAnswer,
+                format!("writing stdout: {e}"),
+            ));
         }
         match (st.first, st.ended) {
             (Some(code), Some(f)) if code.is_success() => {

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant as StdInstant};
 
 use coap_proto::endpoint::{Config, Endpoint, Event, ResponseHandle};
-use coap_proto::server::{ETag, Reply, Request, Resource, ResourceState, Server, ServerConfig};
+use coap_proto::server::{
+    ETag, Reply, Request, Resource, ResourceId, ResourceState, Server, ServerConfig,
+};
 use coap_proto::udp::{Direction, UdpEndpoint};
 use coap_proto::{Code, ContentFormat, Instant, Message, MessageBuf, MessageType, OptionNumber};
 
@@ -43,7 +45,10 @@ struct App {
     create1: Option<Vec<u8>>,
     /// Requests of /separate waiting for their answer, and when it is due.
     later: Vec<(Instant, ResponseHandle)>,
-    obs_interval: u64,
+    /// /obs (RFC 7641): its value, bumped every --obs-interval seconds (at
+    /// `obs_next`), when its observers are notified.
+    obs_value: u64,
+    obs_next: Instant,
     separate_delay: Duration,
 }
 
@@ -71,7 +76,10 @@ fn created(location: &str) -> Reply {
 }
 
 /// Every resource of the contract, plus the ETSI link and validation ones.
-fn resources(server: &mut Server<SocketAddr, App>) -> Result<(), coap_proto::server::ServerError> {
+/// Returns the id of /obs, whose observers the serve loop notifies.
+fn resources(
+    server: &mut Server<SocketAddr, App>,
+) -> Result<ResourceId, coap_proto::server::ServerError> {
     server.add(
         Resource::new("/test")
             .rt("test")
@@ -111,16 +119,14 @@ fn resources(server: &mut Server<SocketAddr, App>) -> Result<(), coap_proto::ser
             .rt("block")
             .post(|_, _| created("large-create")),
     )?;
-    // Observe (RFC 7641) comes with issue 6; until then a plain resource.
-    server.add(
+    // Observe (RFC 7641): the serve loop changes the value every
+    // --obs-interval seconds and notifies the observers.
+    let obs = server.add(
         Resource::new("/obs")
             .rt("observe")
             .observable()
             .format(TEXT)
-            .get(|app: &mut App, req| {
-                let tick = req.now.as_millis() / 1000 / app.obs_interval.max(1);
-                text(format!("observable value {tick}"))
-            }),
+            .get(|app: &mut App, _| text(format!("observable value {}", app.obs_value))),
     )?;
     server.add(Resource::new("/query").rt("query").format(TEXT).get(
         |_, req: &Request<'_, SocketAddr>| {
@@ -155,7 +161,8 @@ fn resources(server: &mut Server<SocketAddr, App>) -> Result<(), coap_proto::ser
             .format(TEXT)
             .get(|_, _| text("seg1/seg2/seg3")),
     )?;
-    etsi_resources(server)
+    etsi_resources(server)?;
+    Ok(obs)
 }
 
 /// The ETSI plugtest resources: the links of TD_COAP_LINK_02..08 (also in
@@ -282,28 +289,34 @@ pub(crate) fn serve(global: Global, args: &ServeArgs) -> CmdResult {
     let local = ep.local_addr().map_err(|e| Failure::data(e.to_string()))?;
     let _ = writeln!(std::io::stderr(), "coap serve: listening on coap://{local}");
     let verbose = global.verbose;
-    ep.set_trace(move |dir, peer, bytes| match (dir, Message::parse(bytes)) {
-        (Direction::In, Err(e)) if verbose >= 2 => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "coap serve: debug: malformed datagram from {peer}: {e}"
-            );
-        }
-        (_, Ok(m)) if verbose >= 1 => {
-            let arrow = if dir == Direction::In { '<' } else { '>' };
-            let _ = writeln!(std::io::stderr(), "{arrow} {peer} {m}");
-        }
-        _ => {}
-    });
+    // No trace at all when quiet: parsing every datagram twice more for a
+    // log that is off is wasted work on the hot path.
+    if verbose >= 1 {
+        ep.set_trace(move |dir, peer, bytes| match (dir, Message::parse(bytes)) {
+            (Direction::In, Err(e)) if verbose >= 2 => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "coap serve: debug: malformed datagram from {peer}: {e}"
+                );
+            }
+            (_, Ok(m)) if verbose >= 1 => {
+                let arrow = if dir == Direction::In { '<' } else { '>' };
+                let _ = writeln!(std::io::stderr(), "{arrow} {peer} {m}");
+            }
+            _ => {}
+        });
+    }
     let mut server: Server<SocketAddr, App> = Server::new(ServerConfig::default());
-    resources(&mut server).map_err(|e| Failure::data(format!("resource setup: {e}")))?;
+    let obs = resources(&mut server).map_err(|e| Failure::data(format!("resource setup: {e}")))?;
+    let obs_interval = Duration::from_secs(args.obs_interval.max(1));
     let mut app = App {
         large: large_body(),
         large_update: large_body(),
         validate: (b"initial /validate content".to_vec(), 1),
         create1: None,
         later: Vec::new(),
-        obs_interval: args.obs_interval,
+        obs_value: 0,
+        obs_next: ep.now() + obs_interval,
         separate_delay: Duration::from_millis(args.separate_delay_ms),
     };
     let started = StdInstant::now();
@@ -315,20 +328,30 @@ pub(crate) fn serve(global: Global, args: &ServeArgs) -> CmdResult {
         }
         let now = ep.now();
         app.run_due(&mut server, ep.endpoint(), now, verbose);
+        if now >= app.obs_next {
+            app.obs_value += 1;
+            app.obs_next = now + obs_interval;
+            let n = server.notify_changed(ep.endpoint(), now, obs, &mut app);
+            log(
+                verbose,
+                1,
+                format_args!("/obs changed: {n} notification(s)"),
+            );
+        }
         server.handle_timeout(now);
-        let wait = [app.next_due(), server.poll_timeout()]
+        let wait = [app.next_due(), server.poll_timeout(), Some(app.obs_next)]
             .into_iter()
             .flatten()
             .map(|at| at - now)
             .fold(Duration::from_secs(1), Duration::min);
-        ep.turn(Some(wait), |e, now, event| match event {
-            Event::Request(req) => server.handle(e, now, req, &mut app),
-            Event::ResponseFailed(h) => log(
-                verbose,
-                1,
-                format_args!("separate response {h} was not acknowledged"),
-            ),
-            _ => {}
+        ep.turn(Some(wait), |e, now, event| {
+            if let Some(Event::ResponseFailed(h)) = server.handle_event(e, now, event, &mut app) {
+                log(
+                    verbose,
+                    1,
+                    format_args!("separate response {h} was not acknowledged"),
+                );
+            }
         })
         .map_err(|e| Failure::data(format!("socket error: {e}")))?;
     }
