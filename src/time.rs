@@ -118,7 +118,11 @@ impl Instant {
     #[must_use]
     pub const fn saturating_add(self, d: Duration) -> Instant {
         let us = d.as_micros();
-        let us = if us > u64::MAX as u128 { u64::MAX } else { us as u64 };
+        let us = if us > u64::MAX as u128 {
+            u64::MAX
+        } else {
+            us as u64
+        };
         Instant(self.0.saturating_add(us))
     }
 }

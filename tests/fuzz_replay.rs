@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use coap_proto::_internal::fuzz;
+use coap_proto::_internal::{fuzz, fuzz_endpoint};
 
 type Body = fn(&[u8]);
 
@@ -17,6 +17,9 @@ const TARGETS: &[(&str, Body)] = &[
     ("option_values", fuzz::option_values),
     ("uri", coap_proto::_internal::fuzz_uri::uri),
     ("link_format", coap_proto::_internal::fuzz_link::link_format),
+    ("endpoint_server", fuzz_endpoint::endpoint_server),
+    ("endpoint_client", fuzz_endpoint::endpoint_client),
+    ("endpoint_pair", fuzz_endpoint::endpoint_pair),
 ];
 
 fn replay(kind: &str) -> usize {

@@ -13,6 +13,34 @@ fn artifact(target: &str, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
+/// `endpoint_server`, custom configuration with `max_dedup = 0`: the first
+/// request still created a deduplication entry, so the dedup table held 1
+/// entry over its bound of 0 (and `memory_usage` could exceed
+/// `memory_bound`). Fixed: with a zero bound nothing is cached and the
+/// entry counts as evicted at once.
+#[test]
+fn dedup_table_over_zero_bound() {
+    endpoint_server(&artifact(
+        "endpoint_server",
+        "crash-dedup-table-over-zero-bound",
+    ));
+}
+
+/// `endpoint_pair`, ACK_TIMEOUT ~1.5 s × ACK_RANDOM_FACTOR 2.5 with
+/// MAX_RETRANSMIT 7 but MAX_LATENCY only 8.8 s: MAX_TRANSMIT_WAIT (980 s)
+/// exceeds EXCHANGE_LIFETIME (508 s). A separate CON response still waiting
+/// for its ACK had its MID handed to a new separate response once
+/// EXCHANGE_LIFETIME had passed, overwriting the first one's (peer, MID)
+/// match entry (RFC 7252 §4.4). Fixed: a MID stays taken for
+/// max(EXCHANGE_LIFETIME, MAX_TRANSMIT_WAIT).
+#[test]
+fn mid_reused_while_con_awaits_ack() {
+    endpoint_pair(&artifact(
+        "endpoint_pair",
+        "crash-mid-reused-while-con-awaits-ack",
+    ));
+}
+
 /// Replays one file by hand:
 /// `COAP_FUZZ_TARGET=endpoint_pair COAP_FUZZ_FILE=crash-... COAP_FUZZ_DEBUG=1
 /// cargo test --all-features --test regressions -- --ignored replay_file --nocapture`

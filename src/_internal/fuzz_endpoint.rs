@@ -45,8 +45,8 @@ use core::time::Duration;
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::endpoint::{
-    Address, BufferTooSmall, Config, Endpoint, Error, Event, RequestId, ResponseHandle,
-    TransmissionParameters,
+    Address, BufferTooSmall, Config, Endpoint, Error, Event, NotificationId, RequestId,
+    ResponseHandle, TransmissionParameters,
 };
 use crate::message::{Code, Encoder, Message, MessageType, OptionNumber};
 use crate::time::Instant;
@@ -176,12 +176,14 @@ fn ms(v: u16) -> Duration {
 }
 
 fn fast(c: &mut Config) {
-    let mut t = TransmissionParameters::default();
-    t.ack_timeout = ms(20);
-    t.default_leisure = ms(50);
-    t.max_latency = ms(100);
-    t.processing_delay = ms(20);
-    t.probing_rate = 1000;
+    let t = TransmissionParameters {
+        ack_timeout: ms(20),
+        default_leisure: ms(50),
+        max_latency: ms(100),
+        processing_delay: ms(20),
+        probing_rate: 1000,
+        ..TransmissionParameters::default()
+    };
     c.transmission = t;
     c.separate_ack_delay = Some(ms(10));
     c.separate_response_timeout = t.max_transmit_wait();
@@ -213,16 +215,19 @@ impl ConfigChoice {
                 tiny(&mut c);
             }
             Self::Custom(x) => {
-                let mut t = TransmissionParameters::default();
-                t.ack_timeout = ms(1 + x.ack_timeout_ms % 4000);
-                t.ack_random_factor_milli = 1000 + u32::from(x.random_factor_milli % 2001);
-                t.max_retransmit = x.max_retransmit % 8;
-                t.nstart = 1 + u16::from(x.nstart % 4);
-                t.default_leisure = ms(x.leisure_ms % 10_000);
-                t.probing_rate = 1 + u32::from(x.probing_rate);
-                t.max_latency = ms(x.max_latency_ms % 10_000);
-                t.processing_delay = ms(x.processing_ms % 4000);
-                c.transmission = t;
+                c.transmission = TransmissionParameters {
+                    ack_timeout: ms(1 + x.ack_timeout_ms % 4000),
+                    ack_random_factor_milli: 1000 + u32::from(x.random_factor_milli % 2001),
+                    max_retransmit: x.max_retransmit % 8,
+                    nstart: 1 + u16::from(x.nstart % 4),
+                    default_leisure: ms(x.leisure_ms % 10_000),
+                    probing_rate: 1 + u32::from(x.probing_rate),
+                    // At least 1 ms: network delays stay strictly below
+                    // it (see `Pair::delay`).
+                    max_latency: ms(1 + x.max_latency_ms % 10_000),
+                    processing_delay: ms(x.processing_ms % 4000),
+                    ..TransmissionParameters::default()
+                };
                 c.max_message_size = usize::from(x.max_message_size % 1201);
                 c.max_requests = usize::from(x.max_requests % 9);
                 c.max_pending = usize::from(x.max_pending % 9);
@@ -303,7 +308,14 @@ type Opts = Vec<(u8, Vec<u8>)>;
 
 /// Encodes a message (options sorted, values capped), or `None` when the
 /// encoder refuses it (e.g. an empty message with a token).
-fn build(ty: MessageType, code: Code, mid: u16, token: &[u8], opts: &Opts, payload: &[u8]) -> Option<Vec<u8>> {
+fn build(
+    ty: MessageType,
+    code: Code,
+    mid: u16,
+    token: &[u8],
+    opts: &Opts,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
     let mut options: Vec<(OptionNumber, &[u8])> = opts
         .iter()
         .take(12)
@@ -353,8 +365,14 @@ enum ReplyKind {
     EmptyAck,
     Rst,
     Piggyback(u8),
-    ConResponse { code: u8, mid: u16 },
-    NonResponse { code: u8, mid: u16 },
+    ConResponse {
+        code: u8,
+        mid: u16,
+    },
+    NonResponse {
+        code: u8,
+        mid: u16,
+    },
     /// The datagram itself, sent back.
     Echo,
     /// A response with the right MID but another token.
@@ -378,6 +396,7 @@ enum Policy {
 
 /// An open request as the harness sees it.
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // independent facts about a request
 struct Req {
     peer: Addr,
     con: bool,
@@ -409,8 +428,15 @@ struct ConTx {
     /// `Node::jumped` at the first transmission.
     jumped: Duration,
     count: u32,
-    /// The request it belongs to, when known.
-    owner: Option<RequestId>,
+    /// The exchange it belongs to, when known.
+    owner: Option<Owner>,
+}
+
+/// An exchange a CON belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner {
+    Req(RequestId),
+    Resp(ResponseHandle),
 }
 
 const PAYLOAD: [u8; 256] = [0x5a; 256];
@@ -444,18 +470,35 @@ struct Node {
     policy_pos: usize,
     responded: BTreeSet<ResponseHandle>,
     reported: BTreeSet<ResponseHandle>,
+    /// Answered piggybacked or NON: no separate CON exchange follows.
+    answered_inline: BTreeSet<ResponseHandle>,
+    /// Peer and token of every request delivered to the application.
+    resp_meta: BTreeMap<ResponseHandle, (Addr, Vec<u8>)>,
     deliveries: BTreeMap<(Addr, u16), (Instant, bool)>,
     marker_deliveries: BTreeSet<u32>,
     /// Answer everything at once (the run-down).
     final_mode: bool,
     /// Unanswered requests the endpoint dropped after EXCHANGE_LIFETIME.
     expired: u64,
+    /// Observers (RFC 7641): peer and token of recent requests with
+    /// Observe:0 (at most `RECENT`), the targets of `notify`.
+    observers: VecDeque<(Addr, Vec<u8>)>,
+    /// Notifications whose outcome may still come (superseded ones never
+    /// report, §4.5.2), and those that reported.
+    notified: BTreeSet<NotificationId>,
+    notification_outcomes: BTreeSet<NotificationId>,
 }
 
 impl Node {
-    fn new(config: Config, seed: u64, partner: Option<Addr>, marker_base: u32, policies: Vec<Policy>) -> Self {
+    fn new(
+        config: &Config,
+        seed: u64,
+        partner: Option<Addr>,
+        marker_base: u32,
+        policies: Vec<Policy>,
+    ) -> Self {
         Self {
-            ep: Endpoint::new(config, seed),
+            ep: Endpoint::new(*config, seed),
             partner,
             poll_len: TX_BUF,
             txbuf: alloc::vec![0u8; TX_BUF],
@@ -474,10 +517,15 @@ impl Node {
             policy_pos: 0,
             responded: BTreeSet::new(),
             reported: BTreeSet::new(),
+            resp_meta: BTreeMap::new(),
+            answered_inline: BTreeSet::new(),
             deliveries: BTreeMap::new(),
             marker_deliveries: BTreeSet::new(),
             final_mode: false,
             expired: 0,
+            observers: VecDeque::new(),
+            notified: BTreeSet::new(),
+            notification_outcomes: BTreeSet::new(),
         }
     }
 
@@ -488,8 +536,17 @@ impl Node {
     // ----- inputs -----------------------------------------------------------------
 
     fn datagram(&mut self, now: Instant, skew: u8, from: Addr, multicast: bool, data: &[u8]) {
-        note(format_args!("{now:?} {:?} <- {from:?}{}: {data:02x?}", self.partner, if multicast { " (group)" } else { "" }));
-        // A `now` older than the last one is clamped by the endpoint.
+        note(format_args!(
+            "{now:?} {:?} <- {from:?}{}: {data:02x?}",
+            self.partner,
+            if multicast { " (group)" } else { "" }
+        ));
+        // A `now` older than the last one is clamped by the endpoint. The
+        // (possibly spurious) `handle_timeout` first makes `now` the latest
+        // one it saw, so that the clamped time is the harness's `now`.
+        if skew > 0 {
+            self.ep.handle_timeout(now);
+        }
         let at = Instant::from_micros(now.as_micros().saturating_sub(u64::from(skew) * 1000));
         if multicast {
             self.ep.handle_multicast_datagram(at, from, data);
@@ -512,8 +569,19 @@ impl Node {
                 token,
                 opts,
                 payload,
-            } => build(*ty, any_code(*code), u16::from(*mid) * 0x0101, token, opts, payload),
-            Wire::Mutate { pick, outgoing, flips } => {
+            } => build(
+                *ty,
+                any_code(*code),
+                u16::from(*mid) * 0x0101,
+                token,
+                opts,
+                payload,
+            ),
+            Wire::Mutate {
+                pick,
+                outgoing,
+                flips,
+            } => {
                 let mut b = if *outgoing {
                     pick_recent(&self.recent_out, *pick)?.1.clone()
                 } else {
@@ -533,7 +601,14 @@ impl Node {
 
     /// A reply to a recent outgoing datagram, from its destination (or a
     /// given address).
-    fn reply(&self, pick: u8, kind: &ReplyKind, from: Option<u8>, opts: &Opts, payload: &[u8]) -> Option<(Addr, Vec<u8>)> {
+    fn reply(
+        &self,
+        pick: u8,
+        kind: &ReplyKind,
+        from: Option<u8>,
+        opts: &Opts,
+        payload: &[u8],
+    ) -> Option<(Addr, Vec<u8>)> {
         let (to, bytes) = pick_recent(&self.recent_out, pick)?;
         let msg = Message::parse(bytes).ok()?;
         let (mid, token) = (msg.message_id(), msg.token());
@@ -544,15 +619,34 @@ impl Node {
             None => *to,
         };
         let b = match kind {
-            ReplyKind::EmptyAck => build(MessageType::Ack, Code::EMPTY, mid, &[], &Vec::new(), &[])?,
+            ReplyKind::EmptyAck => {
+                build(MessageType::Ack, Code::EMPTY, mid, &[], &Vec::new(), &[])?
+            }
             ReplyKind::Rst => build(MessageType::Rst, Code::EMPTY, mid, &[], &Vec::new(), &[])?,
-            ReplyKind::Piggyback(c) => build(MessageType::Ack, response_code(*c), mid, token, opts, payload)?,
-            ReplyKind::ConResponse { code, mid } => {
-                build(MessageType::Con, response_code(*code), *mid, token, opts, payload)?
-            }
-            ReplyKind::NonResponse { code, mid } => {
-                build(MessageType::Non, response_code(*code), *mid, token, opts, payload)?
-            }
+            ReplyKind::Piggyback(c) => build(
+                MessageType::Ack,
+                response_code(*c),
+                mid,
+                token,
+                opts,
+                payload,
+            )?,
+            ReplyKind::ConResponse { code, mid } => build(
+                MessageType::Con,
+                response_code(*code),
+                *mid,
+                token,
+                opts,
+                payload,
+            )?,
+            ReplyKind::NonResponse { code, mid } => build(
+                MessageType::Non,
+                response_code(*code),
+                *mid,
+                token,
+                opts,
+                payload,
+            )?,
             ReplyKind::Echo => bytes.clone(),
             ReplyKind::WrongToken(c) => {
                 let mut t = token.to_vec();
@@ -566,7 +660,15 @@ impl Node {
         Some((from, b))
     }
 
-    fn request(&mut self, now: Instant, peer: Addr, con: bool, method: Code, path: u8, payload_len: u8) {
+    fn request(
+        &mut self,
+        now: Instant,
+        peer: Addr,
+        con: bool,
+        method: Code,
+        path: u8,
+        payload_len: u8,
+    ) {
         let before = self.ep.tables();
         let cfg = self.cfg();
         let marker = self.next_marker;
@@ -584,8 +686,14 @@ impl Node {
         match r {
             Ok(id) => {
                 assert!(method.is_request(), "request accepted with code {method}");
-                assert!(!(con && peer.is_multicast()), "CON multicast request accepted");
-                assert!(!self.reqs.contains_key(&id) && !self.closed.contains(&id), "RequestId {id} reused");
+                assert!(
+                    !(con && peer.is_multicast()),
+                    "CON multicast request accepted"
+                );
+                assert!(
+                    !self.reqs.contains_key(&id) && !self.closed.contains(&id),
+                    "RequestId {id} reused"
+                );
                 self.reqs.insert(
                     id,
                     Req {
@@ -604,7 +712,9 @@ impl Node {
             Err(Error::InvalidCode) => assert!(!method.is_request()),
             Err(Error::ConfirmableMulticast) => assert!(con && peer.is_multicast()),
             Err(Error::NoCapacity) => assert!(
-                before.requests >= cfg.max_requests || before.peers >= cfg.max_peers || cfg.token_len <= 2,
+                before.requests >= cfg.max_requests
+                    || before.peers >= cfg.max_peers
+                    || cfg.token_len <= 2,
                 "NoCapacity with room: {before:?}"
             ),
             Err(Error::Encode(_)) => {}
@@ -644,19 +754,30 @@ impl Node {
     fn cancel(&mut self, now: Instant, pick: u8, closed: bool) {
         if closed && !self.closed.is_empty() {
             let id = self.closed[usize::from(pick) % self.closed.len()];
-            assert_eq!(self.ep.cancel(now, id), Err(Error::UnknownHandle), "cancel of ended {id}");
+            assert_eq!(
+                self.ep.cancel(now, id),
+                Err(Error::UnknownHandle),
+                "cancel of ended {id}"
+            );
             return;
         }
         if self.reqs.is_empty() {
             return;
         }
-        let id = *self.reqs.keys().nth(usize::from(pick) % self.reqs.len()).unwrap();
+        let id = *self
+            .reqs
+            .keys()
+            .nth(usize::from(pick) % self.reqs.len())
+            .unwrap();
         assert_eq!(self.ep.cancel(now, id), Ok(()), "cancel of open {id}");
         self.close(id);
     }
 
     fn close(&mut self, id: RequestId) {
-        assert!(self.reqs.remove(&id).is_some(), "{id} ended twice (or was never open)");
+        assert!(
+            self.reqs.remove(&id).is_some(),
+            "{id} ended twice (or was never open)"
+        );
         self.closed.push(id);
     }
 
@@ -690,7 +811,10 @@ impl Node {
             }
             Err(Error::UnknownHandle) => {
                 let p = &self.pending[i];
-                assert!(now >= p.expires, "the endpoint forgot unanswered request {h} before it expired");
+                assert!(
+                    now >= p.expires,
+                    "the endpoint forgot unanswered request {h} before it expired"
+                );
                 self.pending.swap_remove(i);
                 self.expired += 1;
                 true
@@ -700,11 +824,46 @@ impl Node {
         }
     }
 
+    /// A notification (RFC 7641 §4.2) to a registered observer, or else to
+    /// the sender of a recent request.
+    fn notify_pick(&mut self, now: Instant, pick: u8, con: bool, payload: u8) {
+        let target = pick_recent(&self.observers, pick).cloned().or_else(|| {
+            let n = self.resp_meta.len();
+            (n > 0)
+                .then(|| self.resp_meta.values().nth(usize::from(pick) % n).cloned())
+                .flatten()
+        });
+        let Some((peer, token)) = target else {
+            return;
+        };
+        let body = &PAYLOAD[..usize::from(payload)];
+        let r = self
+            .ep
+            .notify_with(now, peer, &token, con, Code::CONTENT, |enc| {
+                enc.option_uint(OptionNumber::OBSERVE, u32::from(pick))?;
+                if !body.is_empty() {
+                    enc.payload(body)?;
+                }
+                Ok(())
+            });
+        match r {
+            Ok(id) => assert!(self.notified.insert(id), "{id} returned twice"),
+            Err(Error::NoCapacity) => assert!(con, "a NON notification is never refused"),
+            Err(Error::MessageIdsExhausted | Error::Encode(_) | Error::Unsupported) => {}
+            Err(e) => panic!("notify: unexpected {e:?}"),
+        }
+        assert!(self.ep.tables().notifications <= self.cfg().max_notifications);
+    }
+
     fn accept_pick(&mut self, now: Instant, pick: u8) {
         if !self.pending.is_empty() {
             let p = &self.pending[usize::from(pick) % self.pending.len()];
             let r = self.ep.accept(now, p.handle);
-            assert!(r.is_ok() || now >= p.expires, "accept of held {}: {r:?}", p.handle);
+            assert!(
+                r.is_ok() || now >= p.expires,
+                "accept of held {}: {r:?}",
+                p.handle
+            );
         }
     }
 
@@ -714,7 +873,11 @@ impl Node {
         while i < self.pending.len() {
             let p = &self.pending[i];
             if p.due.is_some_and(|d| d <= now) {
-                let (code, payload) = if self.final_mode { (Code::CONTENT, 0) } else { (p.code, p.payload) };
+                let (code, payload) = if self.final_mode {
+                    (Code::CONTENT, 0)
+                } else {
+                    (p.code, p.payload)
+                };
                 if !self.respond(now, i, code, payload) {
                     // Refused (table full, bad code, too large): retry later
                     // with a plain answer.
@@ -770,7 +933,10 @@ impl Node {
                 Some((t.to, t.len))
             }
             Err(BufferTooSmall { required }) => {
-                assert!(required > small, "BufferTooSmall with room: {required} <= {small}");
+                assert!(
+                    required > small,
+                    "BufferTooSmall with room: {required} <= {small}"
+                );
                 let queued = self.ep.tables().transmits;
                 assert!(queued > 0, "BufferTooSmall with nothing queued");
                 let t = self
@@ -784,8 +950,114 @@ impl Node {
         }
     }
 
+    fn is_open(&self, owner: Owner) -> bool {
+        match owner {
+            Owner::Req(id) => self.reqs.contains_key(&id),
+            Owner::Resp(h) => {
+                self.responded.contains(&h)
+                    && !self.reported.contains(&h)
+                    && !self.answered_inline.contains(&h)
+            }
+        }
+    }
+
+    /// Which exchange a CON belongs to, when the harness can tell: one of
+    /// our requests (by marker), a ping (its first transmission goes to the
+    /// oldest unsent ping to that peer: queues are FIFO), or a separate
+    /// response (by peer and token).
+    fn owner_of(
+        &self,
+        to: Addr,
+        msg: &Message<'_>,
+        retransmission_of: Option<Owner>,
+    ) -> Option<Owner> {
+        if let Some(m) = Self::marker_of(msg) {
+            return self.markers.get(&m).copied().map(Owner::Req);
+        }
+        if msg.code().is_empty() {
+            if retransmission_of.is_some() {
+                return retransmission_of;
+            }
+            return self
+                .reqs
+                .iter()
+                .find(|(_, r)| r.ping && r.peer == to && r.first_tx.is_none())
+                .map(|(id, _)| Owner::Req(*id));
+        }
+        // A CON response is a separate response, unless it is a
+        // notification (RFC 7641: many per token, outcomes reported by
+        // their own ids).
+        if msg.code().is_response() && !msg.has_option(OptionNumber::OBSERVE) {
+            let mut it = self.resp_meta.iter().filter(|(h, (peer, token))| {
+                *peer == to && token[..] == *msg.token() && self.is_open(Owner::Resp(**h))
+            });
+            if let (Some((h, _)), None) = (it.next(), it.next()) {
+                return Some(Owner::Resp(*h));
+            }
+        }
+        None
+    }
+
+    /// Counts transmissions of one CON (destination, MID): at most
+    /// MAX_RETRANSMIT + 1 per exchange.
+    fn count_con(&mut self, now: Instant, to: Addr, msg: &Message<'_>) {
+        let p = self.cfg().transmission;
+        let key = (to, msg.message_id());
+        let prev = self
+            .con_tx
+            .get(&key)
+            .map(|c| (c.owner, c.owner.is_some_and(|o| self.is_open(o))));
+        let owner = self.owner_of(to, msg, prev.and_then(|(o, open)| o.filter(|_| open)));
+        let fresh = match (self.con_tx.get(&key), prev) {
+            (None, _) | (_, None) => true,
+            (Some(c), Some((old, old_open))) => {
+                if old_open {
+                    assert!(
+                        owner.is_none() || owner == old,
+                        "MID {:#06x} to {to:?} used by {owner:?} while {old:?} still uses it",
+                        key.1
+                    );
+                    false
+                } else if owner.is_some() && owner != old {
+                    true
+                } else {
+                    // Unknown exchanges: the same MID again is legitimate
+                    // once EXCHANGE_LIFETIME has passed (a late
+                    // `handle_timeout` delays retransmissions by up to the
+                    // jump).
+                    now >= c.first + p.exchange_lifetime() + self.jumped.saturating_sub(c.jumped)
+                }
+            }
+        };
+        if fresh {
+            self.con_tx.insert(
+                key,
+                ConTx {
+                    first: now,
+                    jumped: self.jumped,
+                    count: 0,
+                    owner,
+                },
+            );
+            if let (true, Some(Owner::Req(id))) = (msg.code().is_empty(), owner) {
+                // A ping's first transmission.
+                let r = self.reqs.get_mut(&id).unwrap();
+                r.first_tx = Some(now);
+                r.bound = Some(now + p.max_transmit_wait() + SLACK);
+            }
+        }
+        let c = self.con_tx.get_mut(&key).unwrap();
+        c.count += 1;
+        assert!(
+            c.count <= u32::from(p.max_retransmit) + 1,
+            "CON {msg} to {to:?} sent {} times (MAX_RETRANSMIT {}): {c:?}",
+            c.count,
+            p.max_retransmit
+        );
+    }
+
     /// The marker of one of our requests, if the message looks like one.
-    fn marker_of(&self, msg: &Message<'_>) -> Option<u32> {
+    fn marker_of(msg: &Message<'_>) -> Option<u32> {
         if !msg.code().is_request() {
             return None;
         }
@@ -795,8 +1067,13 @@ impl Node {
     fn on_transmit(&mut self, now: Instant, to: Addr, bytes: Vec<u8>) {
         let cfg = self.cfg();
         let p = cfg.transmission;
-        assert!(bytes.len() <= cfg.max_message_size, "sent {} > max_message_size", bytes.len());
-        let msg = Message::parse(&bytes).unwrap_or_else(|e| panic!("sent a malformed datagram {bytes:02x?}: {e:?}"));
+        assert!(
+            bytes.len() <= cfg.max_message_size,
+            "sent {} > max_message_size",
+            bytes.len()
+        );
+        let msg = Message::parse(&bytes)
+            .unwrap_or_else(|e| panic!("sent a malformed datagram {bytes:02x?}: {e:?}"));
         note(format_args!("{now:?} {:?} -> {to:?}: {msg}", self.partner));
         if to.is_multicast() {
             assert!(
@@ -805,78 +1082,45 @@ impl Node {
             );
         }
         if msg.ty() == MessageType::Con {
-            let owner = self.marker_of(&msg).and_then(|m| self.markers.get(&m).copied());
-            let key = (to, msg.message_id());
-            let fresh = match self.con_tx.get(&key) {
-                None => true,
-                // The same MID again for another exchange: legitimate once
-                // EXCHANGE_LIFETIME has passed (a late `handle_timeout`
-                // delays retransmissions by up to the jump). Never while
-                // the request that used it is still open.
-                Some(c) => {
-                    let owner_open = c.owner.is_some_and(|id| self.reqs.contains_key(&id));
-                    let window = p.exchange_lifetime() + (self.jumped - c.jumped);
-                    !owner_open && (c.owner.is_some() && c.owner != owner || now >= c.first + window)
-                }
-            };
-            if fresh {
-                self.con_tx.insert(
-                    key,
-                    ConTx {
-                        first: now,
-                        jumped: self.jumped,
-                        count: 0,
-                        owner,
-                    },
-                );
-            }
-            let c = self.con_tx.get_mut(&key).unwrap();
-            c.count += 1;
-            assert!(
-                c.count <= u32::from(p.max_retransmit) + 1,
-                "CON {msg} to {to:?} sent {} times (MAX_RETRANSMIT {})",
-                c.count,
-                p.max_retransmit
-            );
-            if msg.code().is_empty() && fresh {
-                // A ping's first transmission: attribute it when only one
-                // ping to that peer is still unsent.
-                let unsent: Vec<RequestId> = self
-                    .reqs
-                    .iter()
-                    .filter(|(_, r)| r.ping && r.peer == to && r.first_tx.is_none())
-                    .map(|(id, _)| *id)
-                    .collect();
-                if let [only] = unsent[..] {
-                    self.con_tx.get_mut(&key).unwrap().owner = Some(only);
-                    let r = self.reqs.get_mut(&only).unwrap();
-                    r.first_tx = Some(now);
-                    r.bound = Some(now + p.max_transmit_wait() + SLACK);
-                }
-            }
+            self.count_con(now, to, &msg);
+        } else if msg.code().is_response() && !msg.has_option(OptionNumber::OBSERVE) {
+            // A piggybacked or NON answer ends that request's exchange.
+            let done: Vec<ResponseHandle> = self
+                .resp_meta
+                .iter()
+                .filter(|(h, (peer, token))| {
+                    *peer == to && token[..] == *msg.token() && self.is_open(Owner::Resp(**h))
+                })
+                .map(|(h, _)| *h)
+                .collect();
+            self.answered_inline.extend(done);
         }
-        if let Some(marker) = self.marker_of(&msg) {
-            if let Some(&id) = self.markers.get(&marker) {
-                let Some(r) = self.reqs.get_mut(&id) else {
-                    panic!("{id} sent after it ended: {msg}");
-                };
-                assert_eq!(to, r.peer, "{id} sent to the wrong peer");
-                assert_eq!(msg.ty() == MessageType::Con, r.con, "{id} sent with the wrong type");
-                match &r.token {
-                    None => {
-                        r.first_tx = Some(now);
-                        r.token = Some(msg.token().to_vec());
-                        let limit = if r.multicast {
-                            cfg.multicast_timeout
-                        } else if r.con {
-                            p.max_transmit_wait()
-                        } else {
-                            cfg.non_request_timeout
-                        };
-                        r.bound = Some(now + limit + SLACK);
-                    }
-                    Some(t) => assert_eq!(&t[..], msg.token(), "{id} changed its token"),
+        if let Some(marker) = Self::marker_of(&msg)
+            && let Some(&id) = self.markers.get(&marker)
+        {
+            let Some(r) = self.reqs.get_mut(&id) else {
+                panic!("{id} sent after it ended: {msg}");
+            };
+            assert_eq!(to, r.peer, "{id} sent to the wrong peer");
+            assert_eq!(
+                msg.ty() == MessageType::Con,
+                r.con,
+                "{id} sent with the wrong type"
+            );
+            match &r.token {
+                None => {
+                    r.first_tx = Some(now);
+                    r.token = Some(msg.token().to_vec());
+                    let limit = if r.multicast {
+                        cfg.multicast_timeout
+                    } else if r.con {
+                        p.max_transmit_wait()
+                    } else {
+                        cfg.non_request_timeout
+                    };
+                    r.bound = Some(now + limit + SLACK);
                 }
+                Some(t) => assert_eq!(&t[..], msg.token(), "{id} changed its token"),
             }
         }
         if self.recent_out.len() == RECENT {
@@ -901,17 +1145,36 @@ impl Node {
                     MessageType::Non => false,
                     _ => panic!("delivered a request in an ACK/RST: {msg}"),
                 };
-                assert!(!(inc.multicast && con), "delivered a CON request from a group");
+                assert!(
+                    !(inc.multicast && con),
+                    "delivered a CON request from a group"
+                );
                 let key = (inc.peer, msg.message_id());
                 let evicted = self.ep.stats().dedup_evictions > 0;
                 if let Some(&(t1, con1)) = self.deliveries.get(&key) {
-                    let life = if con1 { p.exchange_lifetime() } else { p.non_lifetime() };
+                    let life = if con1 {
+                        p.exchange_lifetime()
+                    } else {
+                        p.non_lifetime()
+                    };
                     assert!(
                         evicted || now >= t1 + life,
                         "request {key:?} delivered twice (first at {t1:?}, again at {now:?}): {msg}"
                     );
                 }
                 self.deliveries.insert(key, (now, con));
+                self.resp_meta
+                    .insert(inc.handle, (inc.peer, msg.token().to_vec()));
+                if msg.observe().is_some() && !inc.multicast {
+                    let o = (inc.peer, msg.token().to_vec());
+                    self.observers.retain(|x| *x != o);
+                    if msg.observe() == Some(crate::message::Observe::REGISTER) {
+                        if self.observers.len() == RECENT {
+                            self.observers.pop_front();
+                        }
+                        self.observers.push_back(o);
+                    }
+                }
                 if Some(inc.peer) == self.partner && msg.payload().len() >= 4 {
                     let marker = u32::from_be_bytes(msg.payload()[..4].try_into().unwrap());
                     assert!(
@@ -920,7 +1183,11 @@ impl Node {
                     );
                 }
                 self.ep.recycle(inc.message.into_bytes());
-                let policy = if self.final_mode { Policy::Piggyback } else { self.next_policy() };
+                let policy = if self.final_mode {
+                    Policy::Piggyback
+                } else {
+                    self.next_policy()
+                };
                 let (due, accept) = match policy {
                     Policy::Piggyback => (Some(now), false),
                     Policy::Separate(d) => (Some(now + ms(d)), true),
@@ -946,7 +1213,10 @@ impl Node {
             }
             Event::Response(resp) => {
                 let id = resp.id;
-                let r = self.reqs.get(&id).unwrap_or_else(|| panic!("Response for ended/unknown {id}"));
+                let r = self
+                    .reqs
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("Response for ended/unknown {id}"));
                 let msg = resp.message();
                 assert!(!r.ping, "Response to a ping {id}");
                 assert!(msg.code().is_response(), "Response event with {msg}");
@@ -963,33 +1233,66 @@ impl Node {
                 }
             }
             Event::Acknowledged(id) => {
-                let r = self.reqs.get_mut(&id).unwrap_or_else(|| panic!("Acknowledged for ended/unknown {id}"));
-                assert!(r.con && !r.ping && !r.multicast && !r.acked, "odd Acknowledged for {id}: {r:?}");
+                let r = self
+                    .reqs
+                    .get_mut(&id)
+                    .unwrap_or_else(|| panic!("Acknowledged for ended/unknown {id}"));
+                assert!(
+                    r.con && !r.ping && !r.multicast && !r.acked,
+                    "odd Acknowledged for {id}: {r:?}"
+                );
                 r.acked = true;
                 r.bound = Some(now + cfg.separate_response_timeout + SLACK);
             }
             Event::TimedOut(id) => {
-                assert!(self.reqs.contains_key(&id), "TimedOut for ended/unknown {id}");
+                assert!(
+                    self.reqs.contains_key(&id),
+                    "TimedOut for ended/unknown {id}"
+                );
                 self.close(id);
             }
             Event::Reset(id) => {
-                let r = self.reqs.get(&id).unwrap_or_else(|| panic!("Reset for ended/unknown {id}"));
+                let r = self
+                    .reqs
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("Reset for ended/unknown {id}"));
                 assert!(!r.ping && !r.multicast, "Reset for {id}: {r:?}");
                 self.close(id);
             }
             Event::Pong(id) => {
-                let r = self.reqs.get(&id).unwrap_or_else(|| panic!("Pong for ended/unknown {id}"));
+                let r = self
+                    .reqs
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("Pong for ended/unknown {id}"));
                 assert!(r.ping, "Pong for a request {id}");
                 self.close(id);
             }
             Event::MulticastDone(id) => {
-                let r = self.reqs.get(&id).unwrap_or_else(|| panic!("MulticastDone for ended/unknown {id}"));
+                let r = self
+                    .reqs
+                    .get(&id)
+                    .unwrap_or_else(|| panic!("MulticastDone for ended/unknown {id}"));
                 assert!(r.multicast, "MulticastDone for unicast {id}");
                 self.close(id);
             }
             Event::ResponseDelivered(h) | Event::ResponseFailed(h) => {
-                assert!(self.responded.contains(&h), "delivery report for unanswered {h}");
+                assert!(
+                    self.responded.contains(&h),
+                    "delivery report for unanswered {h}"
+                );
                 assert!(self.reported.insert(h), "two delivery reports for {h}");
+            }
+            // The client side of Observe is not driven by these targets.
+            Event::Notification(n) => self.ep.recycle(n.message.into_bytes()),
+            // One outcome at most per notification `notify` returned.
+            Event::NotificationDelivered(id)
+            | Event::NotificationRejected(id)
+            | Event::NotificationTimedOut(id) => {
+                assert!(self.notified.contains(&id), "outcome of unknown {id}");
+                assert!(
+                    self.notification_outcomes.insert(id),
+                    "two outcomes for {id}"
+                );
             }
         }
     }
@@ -1024,7 +1327,11 @@ impl Node {
         let before = self.pending.len();
         self.pending.retain(|p| now < p.expires);
         self.expired += (before - self.pending.len()) as u64;
-        assert_eq!(self.expired, self.ep.stats().pending_expired, "expired unanswered requests");
+        assert_eq!(
+            self.expired,
+            self.ep.stats().pending_expired,
+            "expired unanswered requests"
+        );
     }
 
     fn next_wake(&self) -> Option<Instant> {
@@ -1038,31 +1345,83 @@ impl Node {
     fn check_queues(&self) {
         let cfg = self.cfg();
         let t = self.ep.tables();
-        assert!(t.transmits <= cfg.max_transmit_queue, "transmit queue {} > {}", t.transmits, cfg.max_transmit_queue);
-        let events = cfg.max_events + 3 * cfg.max_requests + cfg.max_separate;
+        assert!(
+            t.transmits <= cfg.max_transmit_queue,
+            "transmit queue {} > {}",
+            t.transmits,
+            cfg.max_transmit_queue
+        );
+        let events =
+            cfg.max_events + 3 * cfg.max_requests + cfg.max_separate + cfg.max_notifications;
         assert!(t.events <= events, "event queue {} > {events}", t.events);
     }
 
     fn check(&self, now: Instant) {
         let cfg = self.cfg();
         let t = self.ep.tables();
-        assert!(t.requests <= cfg.max_requests, "requests {} > {}", t.requests, cfg.max_requests);
-        assert!(t.pending <= cfg.max_pending, "pending {} > {}", t.pending, cfg.max_pending);
-        assert!(t.separate <= cfg.max_separate, "separate {} > {}", t.separate, cfg.max_separate);
-        assert!(t.dedup <= cfg.max_dedup, "dedup {} > {}", t.dedup, cfg.max_dedup);
-        assert!(t.dedup_bytes <= cfg.max_dedup_bytes, "dedup bytes {} > {}", t.dedup_bytes, cfg.max_dedup_bytes);
-        assert!(t.peers <= cfg.max_peers, "peers {} > {}", t.peers, cfg.max_peers);
+        assert!(
+            t.requests <= cfg.max_requests,
+            "requests {} > {}",
+            t.requests,
+            cfg.max_requests
+        );
+        assert!(
+            t.pending <= cfg.max_pending,
+            "pending {} > {}",
+            t.pending,
+            cfg.max_pending
+        );
+        assert!(
+            t.separate <= cfg.max_separate,
+            "separate {} > {}",
+            t.separate,
+            cfg.max_separate
+        );
+        assert!(
+            t.dedup <= cfg.max_dedup,
+            "dedup {} > {}",
+            t.dedup,
+            cfg.max_dedup
+        );
+        assert!(
+            t.dedup_bytes <= cfg.max_dedup_bytes,
+            "dedup bytes {} > {}",
+            t.dedup_bytes,
+            cfg.max_dedup_bytes
+        );
+        assert!(
+            t.peers <= cfg.max_peers,
+            "peers {} > {}",
+            t.peers,
+            cfg.max_peers
+        );
         self.check_queues();
         let (used, bound) = (self.ep.memory_usage(), cfg.memory_bound());
-        assert!(used <= bound, "memory_usage {used} > memory_bound {bound} ({t:?})");
+        assert!(
+            used <= bound,
+            "memory_usage {used} > memory_bound {bound} ({t:?})"
+        );
         if let Some(at) = self.ep.poll_timeout() {
             assert!(at > now, "spin: poll_timeout {at:?} <= now {now:?}");
         }
-        assert_eq!(t.requests, self.reqs.len(), "open requests: endpoint {t:?}, harness {:?}", self.reqs);
-        assert_eq!(t.pending, self.pending.len(), "unanswered requests: endpoint {t:?}, harness {}", self.pending.len());
+        assert_eq!(
+            t.requests,
+            self.reqs.len(),
+            "open requests: endpoint {t:?}, harness {:?}",
+            self.reqs
+        );
+        assert_eq!(
+            t.pending,
+            self.pending.len(),
+            "unanswered requests: endpoint {t:?}, harness {}",
+            self.pending.len()
+        );
         for (id, r) in &self.reqs {
             if let Some(b) = r.bound {
-                assert!(now <= b, "{id} still open at {now:?}, past its deadline {b:?}: {r:?}");
+                assert!(
+                    now <= b,
+                    "{id} still open at {now:?}, past its deadline {b:?}: {r:?}"
+                );
             }
         }
     }
@@ -1088,9 +1447,20 @@ impl Node {
 
     fn assert_empty(&self, now: Instant) {
         let t = self.ep.tables();
-        assert!(self.reqs.is_empty(), "requests never ended by {now:?}: {:?}", self.reqs);
-        assert!(self.pending.is_empty(), "requests never answered by {now:?}");
-        assert!(t.is_empty(), "state leaked after every lifetime ({now:?}): {t:?} {:?}", self.ep);
+        assert!(
+            self.reqs.is_empty(),
+            "requests never ended by {now:?}: {:?}",
+            self.reqs
+        );
+        assert!(
+            self.pending.is_empty(),
+            "requests never answered by {now:?}"
+        );
+        assert!(
+            t.is_empty(),
+            "state leaked after every lifetime ({now:?}): {t:?} {:?}",
+            self.ep
+        );
     }
 }
 
@@ -1112,7 +1482,7 @@ struct Solo {
 impl Solo {
     fn new(config: &ConfigChoice, seed: u64, policies: Vec<Policy>) -> Self {
         Self {
-            node: Node::new(config.build(), seed, None, 0x1000_0000, policies),
+            node: Node::new(&config.build(), seed, None, 0x1000_0000, policies),
             now: Instant::ZERO,
         }
     }
@@ -1137,7 +1507,10 @@ impl Solo {
                     _ => break,
                 }
             }
-            assert!(self.node.next_wake().is_none_or(|t| t > target), "livelock: too many timer steps");
+            assert!(
+                self.node.next_wake().is_none_or(|t| t > target),
+                "livelock: too many timer steps"
+            );
             self.now = target;
         }
         self.settle();
@@ -1152,31 +1525,65 @@ impl Solo {
         self.node.enter_final(self.now);
         for _ in 0..FINAL_STEPS {
             self.settle();
-            match self.node.next_wake() {
-                Some(t) => self.now = self.now.max(t),
-                None => {
-                    self.node.assert_empty(self.now);
-                    return;
-                }
-            }
+            let Some(t) = self.node.next_wake() else {
+                self.node.assert_empty(self.now);
+                return;
+            };
+            self.now = self.now.max(t);
         }
-        panic!("no quiescence after {FINAL_STEPS} steps: {:?}", self.node.ep);
+        panic!(
+            "no quiescence after {FINAL_STEPS} steps: {:?}",
+            self.node.ep
+        );
     }
 }
 
 #[derive(Arbitrary, Debug)]
 enum ServerOp {
-    Datagram { from: u8, multicast: bool, skew: u8, wire: Wire },
+    Datagram {
+        from: u8,
+        multicast: bool,
+        skew: u8,
+        wire: Wire,
+    },
     /// A recent incoming datagram again (a duplicate).
-    Again { pick: u8, skew: u8 },
+    Again {
+        pick: u8,
+        skew: u8,
+    },
     /// The same datagram from many sources (spoofed flood).
-    Flood { first: u8, count: u8, wire: Wire },
+    Flood {
+        first: u8,
+        count: u8,
+        wire: Wire,
+    },
     /// The client acknowledges or resets one of our datagrams.
-    Reply { pick: u8, kind: ReplyKind, from: Option<u8> },
-    Advance { ms: u16, jump: bool },
-    Respond { pick: u8, code: u8, payload: u8 },
-    Accept { pick: u8 },
-    Poll { len: u16 },
+    Reply {
+        pick: u8,
+        kind: ReplyKind,
+        from: Option<u8>,
+    },
+    Advance {
+        ms: u16,
+        jump: bool,
+    },
+    Respond {
+        pick: u8,
+        code: u8,
+        payload: u8,
+    },
+    Accept {
+        pick: u8,
+    },
+    Poll {
+        len: u16,
+    },
+    /// A notification to an observer (RFC 7641), CON or NON.
+    Notify {
+        pick: u8,
+        con: bool,
+        payload: u8,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -1228,11 +1635,19 @@ pub fn endpoint_server(data: &[u8]) {
                 }
             }
             ServerOp::Advance { ms, jump } => s.advance(*ms, *jump),
-            ServerOp::Respond { pick, code, payload } => {
-                s.node.respond_pick(now, *pick, response_code(*code), *payload);
+            ServerOp::Respond {
+                pick,
+                code,
+                payload,
+            } => {
+                s.node
+                    .respond_pick(now, *pick, response_code(*code), *payload);
             }
             ServerOp::Accept { pick } => s.node.accept_pick(now, *pick),
             ServerOp::Poll { len } => s.poll(*len),
+            ServerOp::Notify { pick, con, payload } => {
+                s.node.notify_pick(now, *pick, *con, *payload);
+            }
         }
         s.settle();
     }
@@ -1241,9 +1656,20 @@ pub fn endpoint_server(data: &[u8]) {
 
 #[derive(Arbitrary, Debug)]
 enum ClientOp {
-    Request { peer: u8, con: bool, method: u8, path: u8, payload: u8 },
-    Ping { peer: u8 },
-    Cancel { pick: u8, closed: bool },
+    Request {
+        peer: u8,
+        con: bool,
+        method: u8,
+        path: u8,
+        payload: u8,
+    },
+    Ping {
+        peer: u8,
+    },
+    Cancel {
+        pick: u8,
+        closed: bool,
+    },
     /// A peer answers one of our datagrams.
     Reply {
         pick: u8,
@@ -1253,10 +1679,22 @@ enum ClientOp {
         payload: Vec<u8>,
     },
     /// A recent incoming datagram again (a duplicate).
-    Again { pick: u8, skew: u8 },
-    Datagram { from: u8, skew: u8, wire: Wire },
-    Advance { ms: u16, jump: bool },
-    Poll { len: u16 },
+    Again {
+        pick: u8,
+        skew: u8,
+    },
+    Datagram {
+        from: u8,
+        skew: u8,
+        wire: Wire,
+    },
+    Advance {
+        ms: u16,
+        jump: bool,
+    },
+    Poll {
+        len: u16,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -1284,7 +1722,14 @@ pub fn endpoint_client(data: &[u8]) {
                 method,
                 path,
                 payload,
-            } => s.node.request(now, destination(*peer), *con, request_code(*method), *path, *payload),
+            } => s.node.request(
+                now,
+                destination(*peer),
+                *con,
+                request_code(*method),
+                *path,
+                *payload,
+            ),
             ClientOp::Ping { peer } => s.node.ping(now, destination(*peer)),
             ClientOp::Cancel { pick, closed } => s.node.cancel(now, *pick, *closed),
             ClientOp::Reply {
@@ -1370,13 +1815,17 @@ impl Pair {
         f
     }
 
-    /// A delay within MAX_LATENCY (the RFC's model of the network), mostly
-    /// short.
+    /// A delay below MAX_LATENCY (the RFC's model of the network), mostly
+    /// short. Strictly below, and MAX_LATENCY is at least 1 ms: the
+    /// endpoint's deduplication entries end exactly at their lifetime, so a
+    /// copy arriving exactly then (latency MAX_LATENCY, or a retransmission
+    /// at MAX_TRANSMIT_SPAN with MAX_LATENCY and PROCESSING_DELAY 0) is by
+    /// design a new message.
     fn delay(&self, x: u16) -> Duration {
         let max = u64::try_from(self.max_latency.as_millis()).unwrap_or(u64::MAX);
         let x = u64::from(x);
         let d = if x < 0x8000 { x % 64 } else { x };
-        Duration::from_millis(d % (max + 1))
+        Duration::from_millis(d.checked_rem(max).unwrap_or(0))
     }
 
     fn send(&mut self, from: Addr, to: Addr, data: Vec<u8>) {
@@ -1438,7 +1887,9 @@ impl Pair {
                     A => (Some(0), false),
                     B => (Some(1), false),
                     // The group: every member but the sender.
-                    to if to.is_multicast() && to == GROUP => (Some(usize::from(p.from == A)), true),
+                    to if to.is_multicast() && to == GROUP => {
+                        (Some(usize::from(p.from == A)), true)
+                    }
                     _ => (None, false),
                 };
                 if let Some(side) = side {
@@ -1453,10 +1904,14 @@ impl Pair {
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        [self.nodes[0].next_wake(), self.nodes[1].next_wake(), self.next_packet()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.nodes[0].next_wake(),
+            self.nodes[1].next_wake(),
+            self.next_packet(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn advance(&mut self, amount: u16) {
@@ -1485,16 +1940,14 @@ impl Pair {
         }
         for _ in 0..FINAL_STEPS {
             self.pump();
-            match self.next_wake() {
-                Some(t) => self.now = self.now.max(t),
-                None => {
-                    assert!(self.inflight.is_empty());
-                    for n in &self.nodes {
-                        n.assert_empty(self.now);
-                    }
-                    return;
+            let Some(t) = self.next_wake() else {
+                assert!(self.inflight.is_empty());
+                for n in &self.nodes {
+                    n.assert_empty(self.now);
                 }
-            }
+                return;
+            };
+            self.now = self.now.max(t);
         }
         panic!("no quiescence after {FINAL_STEPS} steps");
     }
@@ -1510,14 +1963,35 @@ enum PairOp {
         path: u8,
         payload: u8,
     },
-    Ping { side: bool },
-    Cancel { side: bool, pick: u8 },
-    Respond { side: bool, pick: u8, code: u8, payload: u8 },
-    Accept { side: bool, pick: u8 },
-    Advance { ms: u16 },
-    Poll { side: bool, len: u16 },
+    Ping {
+        side: bool,
+    },
+    Cancel {
+        side: bool,
+        pick: u8,
+    },
+    Respond {
+        side: bool,
+        pick: u8,
+        code: u8,
+        payload: u8,
+    },
+    Accept {
+        side: bool,
+        pick: u8,
+    },
+    Advance {
+        ms: u16,
+    },
+    Poll {
+        side: bool,
+        len: u16,
+    },
     /// A third party sends something.
-    Noise { side: bool, wire: Wire },
+    Noise {
+        side: bool,
+        wire: Wire,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -1541,8 +2015,20 @@ pub fn endpoint_pair(data: &[u8]) {
     let config = input.config.build();
     let mut pair = Pair {
         nodes: [
-            Node::new(config, input.seed, Some(B), 0x1000_0000, input.policies.clone()),
-            Node::new(config, input.seed ^ 0x5eed_5eed_5eed_5eed, Some(A), 0x2000_0000, input.policies),
+            Node::new(
+                &config,
+                input.seed,
+                Some(B),
+                0x1000_0000,
+                input.policies.clone(),
+            ),
+            Node::new(
+                &config,
+                input.seed ^ 0x5eed_5eed_5eed_5eed,
+                Some(A),
+                0x2000_0000,
+                input.policies,
+            ),
         ],
         now: Instant::ZERO,
         fates: input.fates,
@@ -1571,16 +2057,25 @@ pub fn endpoint_pair(data: &[u8]) {
                 let s = usize::from(*side);
                 pair.nodes[s].ping(now, Pair::addr(1 - s));
             }
-            PairOp::Cancel { side, pick } => pair.nodes[usize::from(*side)].cancel(now, *pick, false),
+            PairOp::Cancel { side, pick } => {
+                pair.nodes[usize::from(*side)].cancel(now, *pick, false);
+            }
             PairOp::Respond {
                 side,
                 pick,
                 code,
                 payload,
-            } => pair.nodes[usize::from(*side)].respond_pick(now, *pick, response_code(*code), *payload),
+            } => pair.nodes[usize::from(*side)].respond_pick(
+                now,
+                *pick,
+                response_code(*code),
+                *payload,
+            ),
             PairOp::Accept { side, pick } => pair.nodes[usize::from(*side)].accept_pick(now, *pick),
             PairOp::Advance { ms } => pair.advance(*ms),
-            PairOp::Poll { side, len } => pair.nodes[usize::from(*side)].poll_len = usize::from(*len),
+            PairOp::Poll { side, len } => {
+                pair.nodes[usize::from(*side)].poll_len = usize::from(*len);
+            }
             PairOp::Noise { side, wire } => {
                 let n = &mut pair.nodes[usize::from(*side)];
                 if let Some(b) = n.wire_bytes(wire) {

@@ -45,17 +45,17 @@ mod value;
 
 pub use code::{Code, MessageType};
 pub use encode::{Encoder, encoded_option_len};
-pub use link::{Filter, Link, LinkError, LinkFormat, LinkWriter};
-pub use uri::{
-    ComposeError, Host, Scheme, Uri, UriError, UriErrorKind, UriOption, UriOptions, write_uri,
-};
-#[cfg(feature = "alloc")]
-pub use uri::to_uri_string;
 pub use error::{EncodeError, ParseError, ParseErrorKind, ValueError};
+pub use link::{Filter, Link, LinkError, LinkFormat, LinkWriter};
 pub use option::{OptionFormat, OptionInfo, OptionNumber};
 #[cfg(feature = "alloc")]
 pub use owned::MessageBuf;
 pub use parse::{Header, Message, OptionProblem, OptionRef, Options, OptionsOf};
+#[cfg(feature = "alloc")]
+pub use uri::to_uri_string;
+pub use uri::{
+    ComposeError, Host, Scheme, Uri, UriError, UriErrorKind, UriOption, UriOptions, write_uri,
+};
 pub use value::{Block, ContentFormat, Observe, UintBytes, decode_uint, encode_uint};
 
 /// The CoAP version this codec speaks (RFC 7252 §3: "Implementations of this
