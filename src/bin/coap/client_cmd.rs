@@ -57,8 +57,8 @@ pub(crate) struct SendArgs {
 /// Arguments of `coap get|post|put|delete|fetch`.
 #[derive(Debug, Args)]
 pub(crate) struct RequestArgs {
-    /// The resource: coap://HOST[:PORT]/PATH[?QUERY]. HOST is a name, an IPv4
-    /// address or an [IPv6] address.
+    /// The resource: `coap://HOST[:PORT]/PATH[?QUERY]`. HOST is a name, an IPv4
+    /// address or an `[IPv6]` address.
     #[arg(value_name = "URI", value_parser = parse_uri)]
     uri: String,
 
@@ -112,7 +112,7 @@ pub(crate) struct RequestArgs {
 /// Arguments of `coap discover`.
 #[derive(Debug, Args)]
 pub(crate) struct DiscoverArgs {
-    /// The server: coap://HOST[:PORT]. Without a path, /.well-known/core is
+    /// The server: `coap://HOST[:PORT]`. Without a path, /.well-known/core is
     /// asked for (a query such as ?rt=temperature is kept); with a path, that
     /// path.
     #[arg(value_name = "URI", value_parser = parse_uri)]
@@ -125,7 +125,7 @@ pub(crate) struct DiscoverArgs {
 /// Arguments of `coap ping`.
 #[derive(Debug, Args)]
 pub(crate) struct PingArgs {
-    /// The peer: coap://HOST[:PORT] (a path is ignored).
+    /// The peer: `coap://HOST[:PORT]` (a path is ignored).
     #[arg(value_name = "URI", value_parser = parse_uri)]
     uri: String,
 

@@ -79,7 +79,7 @@ Only run it against servers on this machine or ones you are allowed to load.";
 /// Arguments of `coap load`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct LoadArgs {
-    /// The resource to GET: coap://HOST[:PORT]/PATH[?QUERY].
+    /// The resource to GET: `coap://HOST[:PORT]/PATH[?QUERY]`.
     #[arg(value_name = "URI", value_parser = parse_uri)]
     uri: String,
 
