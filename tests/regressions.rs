@@ -41,6 +41,30 @@ fn mid_reused_while_con_awaits_ack() {
     ));
 }
 
+/// `endpoint_client`, with `handle_timeout` called late (time jumps): a
+/// separate CON response's retransmissions ran past the MID lifetime, its
+/// MID was handed to a ping while it still awaited its ACK, and the ping's
+/// (peer, MID) match entry replaced the response's. Fixed: a MID still
+/// matched to a live exchange with that peer is skipped.
+#[test]
+fn ping_mid_collides_with_late_separate_response() {
+    endpoint_client(&artifact(
+        "endpoint_client",
+        "crash-ping-mid-collides-with-late-separate-response",
+    ));
+}
+
+/// `endpoint_server`, same root cause on the server side: an Observe
+/// notification got the MID of a separate CON response still in flight
+/// (late timers), so that MID was sent in six CONs (MAX_RETRANSMIT 4).
+#[test]
+fn notification_mid_collides_with_late_separate_response() {
+    endpoint_server(&artifact(
+        "endpoint_server",
+        "crash-notification-mid-collides-with-late-separate-response",
+    ));
+}
+
 /// Replays one file by hand:
 /// `COAP_FUZZ_TARGET=endpoint_pair COAP_FUZZ_FILE=crash-... COAP_FUZZ_DEBUG=1
 /// cargo test --all-features --test regressions -- --ignored replay_file --nocapture`
@@ -55,4 +79,19 @@ fn replay_file() {
         "endpoint_pair" => endpoint_pair(&data),
         t => panic!("unknown target {t}"),
     }
+}
+
+/// Fuzz `encode` (fuzz/artifacts/encode/crash-c4e5a38d…): an Empty-code
+/// message with options and a too-small buffer. `MessageBuf::encode` used to
+/// say BufferTooSmall, then EmptyMessageNotEmpty with a larger buffer; it now
+/// reports the message's own error first, whatever the buffer.
+#[test]
+fn encode_empty_code_with_options_reports_the_message_error_first() {
+    coap_proto::_internal::fuzz::encode(b"\x0c\x00\x00\x00\x00\x00\x00\x00\xff\xff\xff\xff");
+    let mut m = coap_proto::MessageBuf::new(coap_proto::MessageType::Con, coap_proto::Code::EMPTY);
+    m.add_option(coap_proto::OptionNumber::URI_PATH, "x");
+    assert_eq!(
+        m.encode(&mut [0u8; 2]),
+        Err(coap_proto::EncodeError::EmptyMessageNotEmpty)
+    );
 }

@@ -430,6 +430,8 @@ struct ConTx {
     count: u32,
     /// The exchange it belongs to, when known.
     owner: Option<Owner>,
+    /// The bytes of the last transmission.
+    last: Vec<u8>,
 }
 
 /// An exchange a CON belongs to.
@@ -975,7 +977,9 @@ impl Node {
             return self.markers.get(&m).copied().map(Owner::Req);
         }
         if msg.code().is_empty() {
-            if retransmission_of.is_some() {
+            if let Some(Owner::Req(id)) = retransmission_of
+                && self.reqs.get(&id).is_some_and(|r| r.ping)
+            {
                 return retransmission_of;
             }
             return self
@@ -1000,7 +1004,7 @@ impl Node {
 
     /// Counts transmissions of one CON (destination, MID): at most
     /// MAX_RETRANSMIT + 1 per exchange.
-    fn count_con(&mut self, now: Instant, to: Addr, msg: &Message<'_>) {
+    fn count_con(&mut self, now: Instant, to: Addr, msg: &Message<'_>, bytes: &[u8]) {
         let p = self.cfg().transmission;
         let key = (to, msg.message_id());
         let prev = self
@@ -1021,11 +1025,15 @@ impl Node {
                 } else if owner.is_some() && owner != old {
                     true
                 } else {
-                    // Unknown exchanges: the same MID again is legitimate
-                    // once EXCHANGE_LIFETIME has passed (a late
-                    // `handle_timeout` delays retransmissions by up to the
-                    // jump).
-                    now >= c.first + p.exchange_lifetime() + self.jumped.saturating_sub(c.jumped)
+                    // Unknown exchanges: other bytes under the same MID are
+                    // another message (a retransmission is byte-identical);
+                    // the same bytes again are one once EXCHANGE_LIFETIME
+                    // has passed. After a late `handle_timeout` (a jump)
+                    // retransmissions run late and the two cannot be told
+                    // apart: start counting again.
+                    c.last[..] != *bytes
+                        || self.jumped > c.jumped
+                        || now >= c.first + p.exchange_lifetime()
                 }
             }
         };
@@ -1037,6 +1045,7 @@ impl Node {
                     jumped: self.jumped,
                     count: 0,
                     owner,
+                    last: Vec::new(),
                 },
             );
             if let (true, Some(Owner::Req(id))) = (msg.code().is_empty(), owner) {
@@ -1048,6 +1057,8 @@ impl Node {
         }
         let c = self.con_tx.get_mut(&key).unwrap();
         c.count += 1;
+        c.last.clear();
+        c.last.extend_from_slice(bytes);
         assert!(
             c.count <= u32::from(p.max_retransmit) + 1,
             "CON {msg} to {to:?} sent {} times (MAX_RETRANSMIT {}): {c:?}",
@@ -1082,7 +1093,7 @@ impl Node {
             );
         }
         if msg.ty() == MessageType::Con {
-            self.count_con(now, to, &msg);
+            self.count_con(now, to, &msg, &bytes);
         } else if msg.code().is_response() && !msg.has_option(OptionNumber::OBSERVE) {
             // A piggybacked or NON answer ends that request's exchange.
             let done: Vec<ResponseHandle> = self

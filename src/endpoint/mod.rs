@@ -1297,11 +1297,22 @@ impl<A: Address> Endpoint<A> {
             let index = self.space_index(&peer);
             self.shared_mids.get_mut(index).ok_or(Error::NoCapacity)?
         };
-        if space.blocked_until(now, lifetime).is_some() {
-            self.stats.mid_exhausted += 1;
-            return Err(Error::MessageIdsExhausted);
+        // Never a MID still matched to a live exchange with this peer: when
+        // `handle_timeout` ran late, retransmissions outlive the lifetime
+        // (found by the endpoint fuzz targets). Bounded: each live exchange
+        // holds one MID.
+        for _ in 0..=self.by_mid.len() {
+            if space.blocked_until(now, lifetime).is_some() {
+                self.stats.mid_exhausted += 1;
+                return Err(Error::MessageIdsExhausted);
+            }
+            let mid = space.take(now);
+            if !self.by_mid.contains_key(&(peer, mid)) {
+                return Ok(mid);
+            }
         }
-        Ok(space.take(now))
+        self.stats.mid_exhausted += 1;
+        Err(Error::MessageIdsExhausted)
     }
 
     fn note_sent(&mut self, peer: A, len: usize) {

@@ -352,6 +352,20 @@ impl MessageBuf {
     /// assert_eq!(m.encode(&mut buf), Ok(10));
     /// ```
     pub fn encode(&self, buf: &mut [u8]) -> Result<usize, EncodeError> {
+        // Errors about the message itself come before the buffer size, so
+        // that a larger buffer never turns BufferTooSmall into another error.
+        if self.code.is_empty()
+            && (!self.token().is_empty() || !self.options.is_empty() || !self.payload.is_empty())
+        {
+            return Err(EncodeError::EmptyMessageNotEmpty);
+        }
+        if let Some(e) = self
+            .options
+            .iter()
+            .find(|e| e.len > super::MAX_OPTION_VALUE_LEN)
+        {
+            return Err(EncodeError::ValueTooLong { len: e.len });
+        }
         let required = self.encoded_len();
         if buf.len() < required {
             return Err(EncodeError::BufferTooSmall { required });
