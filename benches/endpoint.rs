@@ -23,6 +23,15 @@
 //! steady state includes the expiry of the server's deduplication entries
 //! and the timer work that goes with it (about 25 live entries).
 //!
+//! Steady state measured: 0.143 allocations per exchange, all of them
+//! B-tree nodes of the server's deduplication cache. It holds ~25 entries
+//! (EXCHANGE_LIFETIME 25.5 ms at one exchange per ms), more than one B-tree
+//! leaf (11 keys); entries go in at one end (increasing MIDs) and expire at
+//! the other, so `BTreeMap` splits a leaf (one allocation) about every 7
+//! inserts and frees the merged ones. With at most 11 live entries (3 ms or
+//! more per exchange) it is 0. Request datagrams, responses, event buffers
+//! and cached replies all come from the endpoint's pools.
+//!
 //! Run: `cargo bench --bench endpoint -- --warm-up-time 1 --measurement-time 3`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
