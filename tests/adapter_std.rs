@@ -14,41 +14,12 @@ use std::time::{Duration, Instant};
 
 use coap_proto::endpoint::{Config, Event};
 use coap_proto::udp::{Direction, Outcome, UdpEndpoint};
-use coap_proto::{Code, Message, MessageBuf, MessageType, OptionNumber};
+use coap_proto::{Code, Message, MessageBuf, MessageType};
 
-/// Long enough for any loopback answer, short enough to end a stuck test.
-const LIMIT: Duration = Duration::from_secs(5);
+#[path = "common/udp_fixtures.rs"]
+mod fixtures;
 
-/// The test resources: `/hello` (GET), `/echo` (POST 2.01, PUT 2.04 with
-/// the payload echoed, DELETE 2.02); anything else declines (4.04).
-fn resources(req: &Message<'_>) -> Option<MessageBuf> {
-    let path: Vec<&[u8]> = req.options_of(OptionNumber::URI_PATH).collect();
-    let (code, payload) = match (req.code(), path.as_slice()) {
-        (Code::GET, [b"hello"]) => (Code::CONTENT, b"hello".to_vec()),
-        (Code::POST, [b"echo"]) => (Code::CREATED, req.payload().to_vec()),
-        (Code::PUT, [b"echo"]) => (Code::CHANGED, req.payload().to_vec()),
-        (Code::DELETE, [b"echo"]) => (Code::DELETED, Vec::new()),
-        _ => return None,
-    };
-    let mut answer = MessageBuf::new(MessageType::Ack, code);
-    answer.set_payload(payload);
-    Some(answer)
-}
-
-fn request(ty: MessageType, code: Code, path: &str, payload: &[u8]) -> MessageBuf {
-    let mut msg = MessageBuf::new(ty, code);
-    msg.add_option(OptionNumber::URI_PATH, path);
-    msg.set_payload(payload.to_vec());
-    msg
-}
-
-/// A Config whose CON requests give up after ~0.2 s.
-fn fast_config() -> Config {
-    let mut config = Config::default();
-    config.transmission.ack_timeout = Duration::from_millis(50);
-    config.transmission.max_retransmit = 1;
-    config
-}
+use fixtures::{LIMIT, expect_response, fast_config, request, resources};
 
 /// A `serve_until` server in a thread, counting handler calls.
 struct Server {
@@ -103,13 +74,6 @@ impl Server {
 
 fn client(bind: &str) -> UdpEndpoint {
     UdpEndpoint::bind(bind, Config::default()).expect("bind client")
-}
-
-fn expect_response(outcome: Outcome) -> MessageBuf {
-    match outcome {
-        Outcome::Response(r) => r,
-        other => panic!("expected a response, got {other:?}"),
-    }
 }
 
 /// GET, POST, PUT, DELETE and a 4.04, with payloads, against `bind`.

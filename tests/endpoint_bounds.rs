@@ -3,8 +3,6 @@
 //! `Config::memory_bound()` (issue 4, "Bounds"). Memory is checked two
 //! ways: the endpoint's own estimate (`memory_usage`) and the heap it
 //! really holds, measured by a per-thread counting allocator.
-#![allow(unsafe_code)]
-// the counting allocator below
 // Heap accounting works in signed byte deltas of allocator sizes (far
 // below isize::MAX); names like `peer`/`per` are deliberate.
 #![allow(clippy::cast_possible_wrap, clippy::similar_names)]
@@ -12,8 +10,6 @@
 mod common;
 
 use core::time::Duration;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 use coap_proto::endpoint::{Config, Endpoint, Error, Event, ResponseHandle};
 use coap_proto::{Code, Instant, MessageType, OptionNumber};
@@ -21,54 +17,10 @@ use common::*;
 
 use MessageType::{Ack, Con, Non, Rst};
 
-// ----- a per-thread counting allocator -------------------------------------
-
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(delta: isize) {
-    let _ = LIVE.try_with(|c| c.set(c.get() + delta));
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as isize));
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            count(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::alloc::Counting = common::alloc::Counting;
 
-/// Bytes allocated (and not freed) by this thread so far.
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
+use common::alloc::live;
 
 const MIB: usize = 1024 * 1024;
 

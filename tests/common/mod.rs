@@ -3,6 +3,8 @@
 //! check that nothing is left over once EXCHANGE_LIFETIME has passed.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod alloc;
+
 use core::time::Duration;
 
 use coap_proto::endpoint::{Address, Config, Endpoint, Event};
