@@ -9,7 +9,9 @@
 //! `tokio::select!` between the socket and a `sleep_until` the endpoint's
 //! next deadline. The decisions (how long to wait, which send errors count
 //! as a lost datagram, how `serve` and `request` treat each event) are the
-//! std driver's own functions.
+//! std driver's own functions, and the steps of a turn that do not wait
+//! (timers, feeding a datagram, draining transmits and events) are one
+//! shared core.
 //!
 //! ```
 //! use coap_proto::tokio::TokioEndpoint;
@@ -49,7 +51,6 @@
 use std::boxed::Box;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::string::ToString;
 use std::time::Duration;
 use std::vec::Vec;
 
@@ -57,10 +58,9 @@ use ::tokio::net::{ToSocketAddrs, UdpSocket};
 
 use crate::endpoint::{Config, Endpoint, Event, RequestId};
 use crate::message::{Message, MessageBuf};
-use crate::time::{Clock, Instant};
+use crate::time::Instant;
 use crate::udp::{
-    Direction, Outcome, Trace, is_icmp_recv, is_lost_send, os_seed, request_event, serve_event,
-    wait_time,
+    Core, Direction, Outcome, Wait, is_icmp_recv, is_lost_send, os_seed, request_event, serve_event,
 };
 
 /// An [`Endpoint`] bound to a tokio UDP socket, with a clock and buffers.
@@ -79,18 +79,16 @@ use crate::udp::{
 /// ```
 pub struct TokioEndpoint {
     socket: UdpSocket,
-    endpoint: Endpoint<SocketAddr>,
-    clock: Clock,
+    core: Core,
     rx: Vec<u8>,
     tx: Vec<u8>,
-    trace: Option<Trace>,
 }
 
 impl core::fmt::Debug for TokioEndpoint {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("TokioEndpoint")
             .field("socket", &self.socket)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.core.endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -132,11 +130,9 @@ impl TokioEndpoint {
         let size = config.max_message_size.max(1500) + 1;
         Self {
             socket,
-            endpoint: Endpoint::new(config, seed),
-            clock: Clock::new(std::time::Instant::now()),
+            core: Core::new(config, seed),
             rx: std::vec![0; size],
             tx: std::vec![0; size],
-            trace: None,
         }
     }
 
@@ -184,7 +180,7 @@ impl TokioEndpoint {
     /// # }
     /// ```
     pub fn endpoint(&mut self) -> &mut Endpoint<SocketAddr> {
-        &mut self.endpoint
+        &mut self.core.endpoint
     }
 
     /// The current time on the endpoint's clock.
@@ -200,7 +196,7 @@ impl TokioEndpoint {
     /// ```
     #[must_use]
     pub fn now(&self) -> Instant {
-        self.clock.to_instant(std::time::Instant::now())
+        self.core.now()
     }
 
     /// Calls `trace` for every datagram received or sent (for `coap -v`).
@@ -215,7 +211,7 @@ impl TokioEndpoint {
     /// # }
     /// ```
     pub fn set_trace(&mut self, trace: impl FnMut(Direction, SocketAddr, &[u8]) + Send + 'static) {
-        self.trace = Some(Box::new(trace));
+        self.core.trace = Some(Box::new(trace));
     }
 
     /// Joins an IPv4 multicast group (e.g. 224.0.1.187, "All CoAP Nodes").
@@ -251,27 +247,16 @@ impl TokioEndpoint {
 
     /// Sends every queued datagram.
     async fn flush(&mut self) -> io::Result<()> {
-        loop {
-            match self.endpoint.poll_transmit(&mut self.tx) {
-                Ok(Some(t)) => {
-                    let Some(bytes) = self.tx.get(..t.len) else {
-                        continue;
-                    };
-                    if let Some(trace) = self.trace.as_mut() {
-                        trace(Direction::Out, t.to, bytes);
-                    }
-                    match self.socket.send_to(bytes, t.to).await {
-                        Ok(_) => {}
-                        // Like a lost datagram: retransmission handles it.
-                        Err(e) if is_lost_send(&e) => {}
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok(None) => return Ok(()),
-                // Only possible if a datagram exceeds our buffer; grow it.
-                Err(e) => self.tx.resize(e.required, 0),
+        while let Some((to, len)) = self.core.next_transmit(&mut self.tx) {
+            let bytes = self.tx.get(..len).unwrap_or_default();
+            match self.socket.send_to(bytes, to).await {
+                Ok(_) => {}
+                // Like a lost datagram: retransmission handles it.
+                Err(e) if is_lost_send(&e) => {}
+                Err(e) => return Err(e),
             }
         }
+        Ok(())
     }
 
     /// One turn of the loop: waits for a datagram or the next timer (at most
@@ -299,14 +284,10 @@ impl TokioEndpoint {
         mut on_event: impl FnMut(&mut Endpoint<SocketAddr>, Instant, Event<SocketAddr>),
     ) -> io::Result<()> {
         self.flush().await?;
-        let std_now = std::time::Instant::now();
-        let now = self.clock.to_instant(std_now);
-        let wait = wait_time(self.endpoint.poll_timeout(), now, max_wait);
-        if wait == Some(Duration::ZERO) {
-            self.endpoint.handle_timeout(now);
-        } else {
+        if let Wait::Upto(wait) = self.core.wait(max_wait) {
             // The deadline on the endpoint's clock, mapped back to a tokio
             // instant; one too far to represent means no deadline.
+            let std_now = std::time::Instant::now();
             let deadline = wait
                 .and_then(|w| std_now.checked_add(w))
                 .map(::tokio::time::Instant::from_std);
@@ -319,24 +300,18 @@ impl TokioEndpoint {
             };
             match received {
                 Some(Ok((n, from))) => {
-                    let now = self.now();
-                    let bytes = self.rx.get(..n).unwrap_or_default();
-                    if let Some(trace) = self.trace.as_mut() {
-                        trace(Direction::In, from, bytes);
-                    }
-                    self.endpoint.handle_datagram(now, from, bytes);
+                    let now = self.core.now();
+                    self.core
+                        .received(now, from, self.rx.get(..n).unwrap_or_default());
                 }
-                None => self.endpoint.handle_timeout(self.now()),
+                None => self.core.timed_out(),
                 // ICMP errors from earlier sends surface here on some systems.
                 Some(Err(e)) if is_icmp_recv(&e) => {}
                 Some(Err(e)) => return Err(e),
             }
         }
         self.flush().await?;
-        let now = self.now();
-        while let Some(event) = self.endpoint.poll_event() {
-            on_event(&mut self.endpoint, now, event);
-        }
+        self.core.dispatch(&mut on_event);
         self.flush().await
     }
 
@@ -407,11 +382,7 @@ impl TokioEndpoint {
         msg: &MessageBuf,
         timeout: Duration,
     ) -> io::Result<Outcome> {
-        let now = self.now();
-        let id = self
-            .endpoint
-            .request(now, peer, msg)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let id = self.core.start_request(peer, msg)?;
         let deadline = std::time::Instant::now().checked_add(timeout);
         self.wait_for(id, deadline).await
     }
@@ -424,12 +395,9 @@ impl TokioEndpoint {
     ) -> io::Result<Outcome> {
         let mut outcome = None;
         while outcome.is_none() {
-            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-            if left == Some(Duration::ZERO) {
-                let now = self.now();
-                let _ = self.endpoint.cancel(now, id);
+            let Wait::Upto(left) = self.core.time_left(id, deadline) else {
                 return Ok(Outcome::TimedOut);
-            }
+            };
             self.turn(left, |ep, now, event| {
                 if let Some(o) = request_event(ep, now, event, id) {
                     outcome = Some(o);
@@ -464,11 +432,7 @@ impl TokioEndpoint {
         timeout: Duration,
     ) -> io::Result<Option<Duration>> {
         let start = std::time::Instant::now();
-        let now = self.now();
-        let id = self
-            .endpoint
-            .ping(now, peer)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let id = self.core.start_ping(peer)?;
         match self.wait_for(id, start.checked_add(timeout)).await? {
             Outcome::Reset => Ok(Some(start.elapsed())),
             _ => Ok(None),

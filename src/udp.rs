@@ -165,6 +165,129 @@ pub(crate) fn request_event(
     }
 }
 
+/// How long a driver may wait, from [`Core::wait`] and [`Core::time_left`].
+pub(crate) enum Wait {
+    /// A deadline has passed (and was dealt with): do not wait.
+    Expired,
+    /// Wait for a datagram at most this long (`None`: no limit).
+    Upto(Option<Duration>),
+}
+
+/// The state both drivers share (the endpoint, its clock and the trace
+/// hook) and the steps of a turn that do not wait. A driver adds only its
+/// socket calls and its way of waiting, so both make the same decisions.
+pub(crate) struct Core {
+    pub(crate) endpoint: Endpoint<SocketAddr>,
+    pub(crate) clock: Clock,
+    pub(crate) trace: Option<Trace>,
+}
+
+impl Core {
+    pub(crate) fn new(config: Config, seed: u64) -> Self {
+        Self {
+            endpoint: Endpoint::new(config, seed),
+            clock: Clock::new(std::time::Instant::now()),
+            trace: None,
+        }
+    }
+
+    /// The current time on the endpoint's clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.clock.to_instant(std::time::Instant::now())
+    }
+
+    /// The start of a turn: handles the timers if a deadline has passed,
+    /// or says how long to wait for a datagram.
+    pub(crate) fn wait(&mut self, max_wait: Option<Duration>) -> Wait {
+        let now = self.now();
+        let wait = wait_time(self.endpoint.poll_timeout(), now, max_wait);
+        if wait == Some(Duration::ZERO) {
+            self.endpoint.handle_timeout(now);
+            Wait::Expired
+        } else {
+            Wait::Upto(wait)
+        }
+    }
+
+    /// Feeds a received datagram to the endpoint (and the trace hook).
+    pub(crate) fn received(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        if let Some(trace) = self.trace.as_mut() {
+            trace(Direction::In, from, bytes);
+        }
+        self.endpoint.handle_datagram(now, from, bytes);
+    }
+
+    /// The wait ended without a datagram.
+    pub(crate) fn timed_out(&mut self) {
+        let now = self.now();
+        self.endpoint.handle_timeout(now);
+    }
+
+    /// Writes the next queued datagram into `buf` (grown if a datagram
+    /// exceeds it) and returns where it goes and its length.
+    pub(crate) fn next_transmit(&mut self, buf: &mut Vec<u8>) -> Option<(SocketAddr, usize)> {
+        loop {
+            match self.endpoint.poll_transmit(buf) {
+                Ok(Some(t)) => {
+                    if let Some(trace) = self.trace.as_mut() {
+                        trace(Direction::Out, t.to, buf.get(..t.len).unwrap_or_default());
+                    }
+                    return Some((t.to, t.len));
+                }
+                Ok(None) => return None,
+                Err(e) => buf.resize(e.required, 0),
+            }
+        }
+    }
+
+    /// Hands every queued event to `on_event` with the endpoint.
+    pub(crate) fn dispatch(
+        &mut self,
+        on_event: &mut impl FnMut(&mut Endpoint<SocketAddr>, Instant, Event<SocketAddr>),
+    ) {
+        let now = self.now();
+        while let Some(event) = self.endpoint.poll_event() {
+            on_event(&mut self.endpoint, now, event);
+        }
+    }
+
+    /// Starts a request for `request`/`wait_for`.
+    pub(crate) fn start_request(
+        &mut self,
+        peer: SocketAddr,
+        msg: &MessageBuf,
+    ) -> io::Result<RequestId> {
+        let now = self.now();
+        self.endpoint
+            .request(now, peer, msg)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// Starts a ping for `ping`/`wait_for`.
+    pub(crate) fn start_ping(&mut self, peer: SocketAddr) -> io::Result<RequestId> {
+        let now = self.now();
+        self.endpoint
+            .ping(now, peer)
+            .map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    /// How long `wait_for` may still wait for `id`; at the caller's
+    /// deadline the request is cancelled (`Expired`).
+    pub(crate) fn time_left(
+        &mut self,
+        id: RequestId,
+        deadline: Option<std::time::Instant>,
+    ) -> Wait {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        if left == Some(Duration::ZERO) {
+            let now = self.now();
+            let _ = self.endpoint.cancel(now, id);
+            return Wait::Expired;
+        }
+        Wait::Upto(left)
+    }
+}
+
 /// Datagrams per socket call. With the `batch` feature on Linux, one
 /// `recvmmsg` takes up to this many queued datagrams and one `sendmmsg` sends
 /// up to this many; otherwise every datagram is one `recv_from`/`send_to`.
@@ -176,22 +299,20 @@ const BATCH: usize = 1;
 /// An [`Endpoint`] bound to a UDP socket, with a clock and buffers.
 pub struct UdpEndpoint {
     socket: UdpSocket,
-    endpoint: Endpoint<SocketAddr>,
-    clock: Clock,
+    core: Core,
     /// `BATCH` receive buffers.
     rx: Vec<Vec<u8>>,
     /// `BATCH` send buffers, and where and how long each datagram is.
     tx: Vec<Vec<u8>>,
     tx_meta: Vec<(SocketAddr, usize)>,
     read_timeout: Option<Duration>,
-    trace: Option<Trace>,
 }
 
 impl core::fmt::Debug for UdpEndpoint {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("UdpEndpoint")
             .field("socket", &self.socket)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &self.core.endpoint)
             .finish_non_exhaustive()
     }
 }
@@ -222,13 +343,11 @@ impl UdpEndpoint {
         let size = config.max_message_size.max(1500) + 1;
         Self {
             socket,
-            endpoint: Endpoint::new(config, seed),
-            clock: Clock::new(std::time::Instant::now()),
+            core: Core::new(config, seed),
             rx: std::vec![std::vec![0; size]; BATCH],
             tx: std::vec![std::vec![0; size]; BATCH],
             tx_meta: Vec::with_capacity(BATCH),
             read_timeout: None,
-            trace: None,
         }
     }
 
@@ -266,7 +385,7 @@ impl UdpEndpoint {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn endpoint(&mut self) -> &mut Endpoint<SocketAddr> {
-        &mut self.endpoint
+        &mut self.core.endpoint
     }
 
     /// The current time on the endpoint's clock.
@@ -279,7 +398,7 @@ impl UdpEndpoint {
     /// ```
     #[must_use]
     pub fn now(&self) -> Instant {
-        self.clock.to_instant(std::time::Instant::now())
+        self.core.now()
     }
 
     /// Calls `trace` for every datagram received or sent (for `coap -v`).
@@ -291,7 +410,7 @@ impl UdpEndpoint {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn set_trace(&mut self, trace: impl FnMut(Direction, SocketAddr, &[u8]) + Send + 'static) {
-        self.trace = Some(Box::new(trace));
+        self.core.trace = Some(Box::new(trace));
     }
 
     /// Joins an IPv4 multicast group (e.g. 224.0.1.187, "All CoAP Nodes").
@@ -324,17 +443,10 @@ impl UdpEndpoint {
         loop {
             self.tx_meta.clear();
             while let Some(buf) = self.tx.get_mut(self.tx_meta.len()) {
-                match self.endpoint.poll_transmit(buf) {
-                    Ok(Some(t)) => {
-                        if let Some(trace) = self.trace.as_mut() {
-                            trace(Direction::Out, t.to, buf.get(..t.len).unwrap_or_default());
-                        }
-                        self.tx_meta.push((t.to, t.len));
-                    }
-                    Ok(None) => break,
-                    // Only possible if a datagram exceeds our buffer; grow it.
-                    Err(e) => buf.resize(e.required, 0),
-                }
+                let Some(datagram) = self.core.next_transmit(buf) else {
+                    break;
+                };
+                self.tx_meta.push(datagram);
             }
             let full = self.tx_meta.len() == BATCH;
             self.send_queued()?;
@@ -372,12 +484,9 @@ impl UdpEndpoint {
             return Ok(());
         };
         let (n, from) = self.socket.recv_from(buf)?;
-        let now = self.clock.to_instant(std::time::Instant::now());
-        let bytes = buf.get(..n).unwrap_or_default();
-        if let Some(trace) = self.trace.as_mut() {
-            trace(Direction::In, from, bytes);
-        }
-        self.endpoint.handle_datagram(now, from, bytes);
+        let now = self.core.now();
+        self.core
+            .received(now, from, buf.get(..n).unwrap_or_default());
         Ok(())
     }
 
@@ -388,14 +497,11 @@ impl UdpEndpoint {
     fn recv(&mut self) -> io::Result<()> {
         let mut got = [(0, None); BATCH];
         let n = mmsg::recv(&self.socket, &mut self.rx, &mut got)?;
-        let now = self.clock.to_instant(std::time::Instant::now());
+        let now = self.core.now();
         for (buf, (len, from)) in self.rx.iter().zip(got.into_iter().take(n)) {
             let Some(from) = from else { continue };
-            let bytes = buf.get(..len).unwrap_or_default();
-            if let Some(trace) = self.trace.as_mut() {
-                trace(Direction::In, from, bytes);
-            }
-            self.endpoint.handle_datagram(now, from, bytes);
+            self.core
+                .received(now, from, buf.get(..len).unwrap_or_default());
         }
         Ok(())
     }
@@ -417,11 +523,7 @@ impl UdpEndpoint {
         mut on_event: impl FnMut(&mut Endpoint<SocketAddr>, Instant, Event<SocketAddr>),
     ) -> io::Result<()> {
         self.flush()?;
-        let now = self.now();
-        let wait = wait_time(self.endpoint.poll_timeout(), now, max_wait);
-        if wait == Some(Duration::ZERO) {
-            self.endpoint.handle_timeout(now);
-        } else {
+        if let Wait::Upto(wait) = self.core.wait(max_wait) {
             // A zero read timeout means "block forever" to the OS, so round
             // up; 1 ms granularity keeps the syscall count down. Rounding
             // up (not down) avoids waking just before the deadline.
@@ -444,7 +546,7 @@ impl UdpEndpoint {
                             | io::ErrorKind::Interrupted
                     ) =>
                 {
-                    self.endpoint.handle_timeout(self.now());
+                    self.core.timed_out();
                 }
                 // ICMP errors from earlier sends surface here on some systems.
                 Err(e) if is_icmp_recv(&e) => {}
@@ -452,10 +554,7 @@ impl UdpEndpoint {
             }
         }
         self.flush()?;
-        let now = self.now();
-        while let Some(event) = self.endpoint.poll_event() {
-            on_event(&mut self.endpoint, now, event);
-        }
+        self.core.dispatch(&mut on_event);
         self.flush()
     }
 
@@ -529,11 +628,7 @@ impl UdpEndpoint {
         msg: &MessageBuf,
         timeout: Duration,
     ) -> io::Result<Outcome> {
-        let now = self.now();
-        let id = self
-            .endpoint
-            .request(now, peer, msg)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let id = self.core.start_request(peer, msg)?;
         // A timeout too large to represent (Duration::MAX) means "no limit
         // but the endpoint's own".
         let deadline = std::time::Instant::now().checked_add(timeout);
@@ -548,12 +643,9 @@ impl UdpEndpoint {
     ) -> io::Result<Outcome> {
         let mut outcome = None;
         while outcome.is_none() {
-            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-            if left == Some(Duration::ZERO) {
-                let now = self.now();
-                let _ = self.endpoint.cancel(now, id);
+            let Wait::Upto(left) = self.core.time_left(id, deadline) else {
                 return Ok(Outcome::TimedOut);
-            }
+            };
             self.turn(left, |ep, now, event| {
                 if let Some(o) = request_event(ep, now, event, id) {
                     outcome = Some(o);
@@ -575,11 +667,7 @@ impl UdpEndpoint {
     /// ```
     pub fn ping(&mut self, peer: SocketAddr, timeout: Duration) -> io::Result<Option<Duration>> {
         let start = std::time::Instant::now();
-        let now = self.now();
-        let id = self
-            .endpoint
-            .ping(now, peer)
-            .map_err(|e| io::Error::other(e.to_string()))?;
+        let id = self.core.start_ping(peer)?;
         match self.wait_for(id, start.checked_add(timeout))? {
             Outcome::Reset => Ok(Some(start.elapsed())),
             _ => Ok(None),
