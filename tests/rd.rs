@@ -61,7 +61,7 @@ impl Net {
                 Resource::new("/temp")
                     .rt("temperature")
                     .format(ContentFormat::TEXT_PLAIN)
-                    .get(|_, _| Reply::content(ContentFormat::TEXT_PLAIN, "21.5")),
+                    .get(|(), _| Reply::content(ContentFormat::TEXT_PLAIN, "21.5")),
             )
             .unwrap();
         let mut cfg = cfg;

@@ -151,7 +151,7 @@ fn world(seed: u64, link: LinkParams, cfg: RdConfig) -> World {
         .add(
             Resource::new("/hello")
                 .rt("greeting")
-                .get(|_, _| Reply::content(ContentFormat::TEXT_PLAIN, "hello")),
+                .get(|(), _| Reply::content(ContentFormat::TEXT_PLAIN, "hello")),
         )
         .unwrap();
     let mut cfg = cfg;
@@ -266,10 +266,10 @@ impl World {
             }
             self.sim.run_until(next);
             if due.is_some_and(|t| t <= next) {
-                self.dev_command(|reg, ep, now| reg.handle_timeout(ep, now));
+                self.dev_command(Registration::handle_timeout);
             }
             if next_probe <= next {
-                next_probe = next_probe + PROBE_EVERY;
+                next_probe += PROBE_EVERY;
                 let rds = Rc::clone(&self.rds);
                 self.sim.command(self.rd, |ep, now| {
                     let mut g = rds.borrow_mut();
@@ -473,7 +473,7 @@ impl World {
         // The longest a CON can wait for its outcome: MAX_TRANSMIT_WAIT.
         let mut t = end;
         loop {
-            t = t + Duration::from_secs(10);
+            t += Duration::from_secs(10);
             self.sim.run_until(t);
             if self.rds.borrow().probes.is_empty() {
                 break;
