@@ -881,3 +881,61 @@ impl Tap for RdConfig {
         self
     }
 }
+
+#[test]
+fn a_vanished_registration_interface_is_discovered_again() {
+    // RFC 9176 §4.3: a 4.04 to the registration POST at a discovered path
+    // means the interface moved; the next attempt discovers it again.
+    let mut cfg = rd_config(600);
+    cfg.rd_path = None;
+    let mut net = Net::new(cfg);
+    net.start();
+    let req = net.request();
+    let mut m = status(Code::CONTENT);
+    m.set_payload("</dir>;rt=core.rd");
+    net.answer(&req, &m);
+    let req = net.request();
+    assert_eq!(path(&req), ["dir"]);
+    net.answer(&req, &status(Code::NOT_FOUND));
+    net.advance(secs(10));
+    let req = net.request();
+    assert_eq!(path(&req), [".well-known", "core"]);
+    assert_eq!(query(&req), ["rt=core.rd"]);
+}
+
+#[test]
+fn an_endpoint_refusal_is_retried_like_a_failure() {
+    // The endpoint's table bound (max_requests) refuses the refresh: the
+    // registration backs off and registers again, it does not stall.
+    let mut net = Net::new(rd_config(100));
+    let mut c = config();
+    c.max_requests = 1;
+    net.dev = Endpoint::new(c, 11);
+    net.start();
+    net.created(&["r"]);
+    net.take_events();
+    // The application holds the only request slot (to a silent peer).
+    let mut get = MessageBuf::new(MessageType::Con, Code::GET);
+    get.add_option(OptionNumber::URI_PATH, "x");
+    let other = net.dev.request(net.now, 9, &get).unwrap();
+    let mut buf = [0u8; 1500];
+    while net.dev.poll_transmit(&mut buf).unwrap().is_some() {}
+    net.reg.handle_timeout(&mut net.dev, secs(90));
+    net.now = secs(90);
+    net.pump();
+    assert_eq!(
+        net.take_events(),
+        [(
+            secs(90),
+            RdEvent::Retrying {
+                reason: RdError::Endpoint(coap_proto::endpoint::Error::NoCapacity),
+                at: secs(100)
+            }
+        )]
+    );
+    net.dev.cancel(net.now, other).unwrap();
+    net.advance(secs(100));
+    let req = net.request();
+    assert_eq!(path(&req), ["rd"]);
+    assert_eq!(net.reg.phase(), Phase::Registering);
+}
