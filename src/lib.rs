@@ -17,6 +17,9 @@ pub mod endpoint;
 pub mod message;
 #[cfg(feature = "alloc")]
 #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
+pub mod rd;
+#[cfg(feature = "alloc")]
+#[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
 pub mod server;
 pub mod time;
 

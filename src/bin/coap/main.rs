@@ -16,6 +16,7 @@ mod codec_cmd;
 mod hex;
 mod input;
 mod load;
+mod register;
 mod serve;
 
 use std::io::Write as _;
@@ -65,6 +66,8 @@ enum Command {
     Ping(client_cmd::PingArgs),
     /// Run the demo server (the interop resource contract) until stopped.
     Serve(serve::ServeArgs),
+    /// Register the demo resources with a Resource Directory (RFC 9176) and serve them.
+    Register(register::RegisterArgs),
     /// Load-test a server: keep N GET requests in flight, print requests/s and latency.
     #[command(long_about = load::LOAD_ABOUT)]
     Load(load::LoadArgs),
@@ -162,6 +165,7 @@ fn main() -> ExitCode {
         Command::Ping(args) => ("ping", client_cmd::ping(global, args)),
         Command::Serve(args) => ("serve", serve::serve(global, args)),
         Command::Load(args) => ("load", load::load(global, args)),
+        Command::Register(args) => ("register", register::register(global, args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

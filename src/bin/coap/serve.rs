@@ -283,6 +283,98 @@ fn log(verbose: u8, level: u8, args: std::fmt::Arguments<'_>) {
     }
 }
 
+/// The demo resources with their state and timers (/separate answers,
+/// /obs changes), shared by `coap serve` and `coap register`.
+pub(crate) struct Demo {
+    server: Server<SocketAddr, App>,
+    app: App,
+    obs: ResourceId,
+    obs_interval: Duration,
+    verbose: u8,
+}
+
+impl Demo {
+    /// The resource set, its first /obs change due `obs_interval` seconds
+    /// after `now`.
+    pub(crate) fn new(
+        now: Instant,
+        obs_interval: u64,
+        separate_delay_ms: u64,
+        verbose: u8,
+    ) -> Result<Self, Failure> {
+        let mut server: Server<SocketAddr, App> = Server::new(ServerConfig::default());
+        let obs =
+            resources(&mut server).map_err(|e| Failure::data(format!("resource setup: {e}")))?;
+        let obs_interval = Duration::from_secs(obs_interval.max(1));
+        let app = App {
+            large: large_body(),
+            large_update: large_body(),
+            validate: (b"initial /validate content".to_vec(), 1),
+            create1: None,
+            later: Vec::new(),
+            obs_value: 0,
+            obs_next: now + obs_interval,
+            separate_delay: Duration::from_millis(separate_delay_ms),
+        };
+        Ok(Self {
+            server,
+            app,
+            obs,
+            obs_interval,
+            verbose,
+        })
+    }
+
+    /// The links of the resources (what /.well-known/core serves).
+    pub(crate) fn well_known_core(&self) -> String {
+        self.server.well_known_core()
+    }
+
+    /// Runs what is due at `now`; returns how long the loop may wait.
+    pub(crate) fn tick(&mut self, ep: &mut Endpoint<SocketAddr>, now: Instant) -> Duration {
+        let verbose = self.verbose;
+        self.app.run_due(&mut self.server, ep, now, verbose);
+        if now >= self.app.obs_next {
+            self.app.obs_value += 1;
+            self.app.obs_next = now + self.obs_interval;
+            let n = self.server.notify_changed(ep, now, self.obs, &mut self.app);
+            log(
+                verbose,
+                1,
+                format_args!("/obs changed: {n} notification(s)"),
+            );
+        }
+        self.server.handle_timeout(now);
+        [
+            self.app.next_due(),
+            self.server.poll_timeout(),
+            Some(self.app.obs_next),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|at| at - now)
+        .fold(Duration::from_secs(1), Duration::min)
+    }
+
+    /// Serves one endpoint event.
+    pub(crate) fn handle_event(
+        &mut self,
+        ep: &mut Endpoint<SocketAddr>,
+        now: Instant,
+        event: Event<SocketAddr>,
+    ) {
+        if let Some(Event::ResponseFailed(h)) =
+            self.server.handle_event(ep, now, event, &mut self.app)
+        {
+            log(
+                self.verbose,
+                1,
+                format_args!("separate response {h} was not acknowledged"),
+            );
+        }
+    }
+}
+
 pub(crate) fn serve(global: Global, args: &ServeArgs) -> CmdResult {
     let mut ep = UdpEndpoint::bind(args.bind, Config::default())
         .map_err(|e| Failure::data(format!("cannot bind {}: {e}", args.bind)))?;
@@ -292,33 +384,9 @@ pub(crate) fn serve(global: Global, args: &ServeArgs) -> CmdResult {
     // No trace at all when quiet: parsing every datagram twice more for a
     // log that is off is wasted work on the hot path.
     if verbose >= 1 {
-        ep.set_trace(move |dir, peer, bytes| match (dir, Message::parse(bytes)) {
-            (Direction::In, Err(e)) if verbose >= 2 => {
-                let _ = writeln!(
-                    std::io::stderr(),
-                    "coap serve: debug: malformed datagram from {peer}: {e}"
-                );
-            }
-            (_, Ok(m)) if verbose >= 1 => {
-                let arrow = if dir == Direction::In { '<' } else { '>' };
-                let _ = writeln!(std::io::stderr(), "{arrow} {peer} {m}");
-            }
-            _ => {}
-        });
+        set_trace(&mut ep, verbose, "serve");
     }
-    let mut server: Server<SocketAddr, App> = Server::new(ServerConfig::default());
-    let obs = resources(&mut server).map_err(|e| Failure::data(format!("resource setup: {e}")))?;
-    let obs_interval = Duration::from_secs(args.obs_interval.max(1));
-    let mut app = App {
-        large: large_body(),
-        large_update: large_body(),
-        validate: (b"initial /validate content".to_vec(), 1),
-        create1: None,
-        later: Vec::new(),
-        obs_value: 0,
-        obs_next: ep.now() + obs_interval,
-        separate_delay: Duration::from_millis(args.separate_delay_ms),
-    };
+    let mut demo = Demo::new(ep.now(), args.obs_interval, args.separate_delay_ms, verbose)?;
     let started = StdInstant::now();
     loop {
         if let Some(l) = args.lifetime
@@ -327,32 +395,25 @@ pub(crate) fn serve(global: Global, args: &ServeArgs) -> CmdResult {
             return Ok(());
         }
         let now = ep.now();
-        app.run_due(&mut server, ep.endpoint(), now, verbose);
-        if now >= app.obs_next {
-            app.obs_value += 1;
-            app.obs_next = now + obs_interval;
-            let n = server.notify_changed(ep.endpoint(), now, obs, &mut app);
-            log(
-                verbose,
-                1,
-                format_args!("/obs changed: {n} notification(s)"),
+        let wait = demo.tick(ep.endpoint(), now);
+        ep.turn(Some(wait), |e, now, event| demo.handle_event(e, now, event))
+            .map_err(|e| Failure::data(format!("socket error: {e}")))?;
+    }
+}
+
+/// Logs every datagram on stderr (`-v`), malformed ones with `-vv`.
+pub(crate) fn set_trace(ep: &mut UdpEndpoint, verbose: u8, command: &'static str) {
+    ep.set_trace(move |dir, peer, bytes| match (dir, Message::parse(bytes)) {
+        (Direction::In, Err(e)) if verbose >= 2 => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "coap {command}: debug: malformed datagram from {peer}: {e}"
             );
         }
-        server.handle_timeout(now);
-        let wait = [app.next_due(), server.poll_timeout(), Some(app.obs_next)]
-            .into_iter()
-            .flatten()
-            .map(|at| at - now)
-            .fold(Duration::from_secs(1), Duration::min);
-        ep.turn(Some(wait), |e, now, event| {
-            if let Some(Event::ResponseFailed(h)) = server.handle_event(e, now, event, &mut app) {
-                log(
-                    verbose,
-                    1,
-                    format_args!("separate response {h} was not acknowledged"),
-                );
-            }
-        })
-        .map_err(|e| Failure::data(format!("socket error: {e}")))?;
-    }
+        (_, Ok(m)) if verbose >= 1 => {
+            let arrow = if dir == Direction::In { '<' } else { '>' };
+            let _ = writeln!(std::io::stderr(), "{arrow} {peer} {m}");
+        }
+        _ => {}
+    });
 }
