@@ -299,6 +299,8 @@ impl<A: Address, S> Server<A, S> {
         state: &mut S,
     ) -> usize {
         let now = self.advance(now);
+        // RFC 7959 §2.4: no block of the old representation after this.
+        self.invalidate(resource);
         let Some(seq) = self.sequences.get_mut(resource.0) else {
             return 0;
         };
