@@ -20,7 +20,7 @@
 //! the bench uses tiny transmission parameters (EXCHANGE_LIFETIME 25.5 ms).
 //! Virtual time advances 3 s per round: RFC 7641 §4.5.1 allows one NON
 //! notification per 3 s to a client without an RTT estimate
-//! (`Config::non_notification_interval`), so each observer's previous
+//! (`Config::non_notification_interval_ms`), so each observer's previous
 //! notification no longer counts as outstanding and every round sends
 //! 10 000 datagrams (no pacing in the measured path).
 //!
@@ -100,7 +100,7 @@ fn config() -> Config {
     let mut c = Config::default();
     c.transmission = t;
     c.max_notifications = 2 * OBSERVERS as usize;
-    c.max_notification_clients = 2 * OBSERVERS as usize;
+    c.max_notification_clients = 2 * OBSERVERS;
     c.max_transmit_queue = 2 * OBSERVERS as usize;
     c.max_pending = 2 * OBSERVERS as usize;
     c.max_events = 2 * OBSERVERS as usize;

@@ -1720,10 +1720,7 @@ fn rfc7641_4_5_1_nstart_1_across_two_observations_of_one_client() {
 
 /// Runs `s`'s timers up to `t` (inclusive), collecting what it sends and
 /// reports.
-fn run_until(
-    s: &mut Ep,
-    t: Instant,
-) -> (Vec<(Instant, Addr, Vec<u8>)>, Vec<(Instant, Event<Addr>)>) {
+fn run_until(s: &mut Ep, t: Instant) -> (common::Sent<Addr>, Reported<Addr>) {
     let mut sent = Vec::new();
     let mut evs = Vec::new();
     while let Some(at) = s.poll_timeout().filter(|at| *at <= t) {
@@ -1744,10 +1741,7 @@ fn rfc7641_4_5_1_non_notifications_paced_at_3_s_by_default() {
     // non-confirmable notification every 3 seconds" to a client; a NON
     // notification is outstanding until then. The deadline shows in
     // poll_timeout.
-    assert_eq!(
-        Config::default().non_notification_interval,
-        Duration::from_secs(3)
-    );
+    assert_eq!(Config::default().non_notification_interval_ms, 3000);
     let mut s = ep(cfg());
     s.notify(secs(0), CLIENT, TOK, false, &n(1)).unwrap();
     let _ = one(&mut s, CLIENT);
@@ -1769,7 +1763,7 @@ fn rfc7641_4_5_1_non_notifications_paced_at_3_s_by_default() {
 
     // Configurable: a known RTT of 200 ms.
     let mut c = cfg();
-    c.non_notification_interval = Duration::from_millis(200);
+    c.non_notification_interval_ms = 200;
     let mut s = ep(c);
     s.notify(secs(0), CLIENT, TOK, false, &n(1)).unwrap();
     let _ = one(&mut s, CLIENT);

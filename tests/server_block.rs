@@ -1383,7 +1383,7 @@ fn two_peers_share_one_entry() {
     for num in 0..10 {
         for (i, peer) in [a, b].into_iter().enumerate() {
             let m = h.ask_from(peer, get_block("/big", num, 6));
-            assert_eq!(block2_of(&m).map(|b| b.num()), Some(num));
+            assert_eq!(block2_of(&m).map(Block::num), Some(num));
             bodies[i].extend_from_slice(m.payload());
         }
     }

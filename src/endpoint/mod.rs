@@ -2358,7 +2358,7 @@ impl<A: Address> Endpoint<A> {
     /// Congestion control per client (§4.5.1), across all its
     /// observations: at most NSTART notifications are outstanding to
     /// `peer`, a CON one until it is acknowledged, rejected or times out,
-    /// a NON one for [`Config::non_notification_interval`] (default 3 s).
+    /// a NON one for [`Config::non_notification_interval_ms`] (default 3 s).
     /// Beyond that the notification waits (returning its id as usual):
     /// only the newest of each observation is kept (an older waiting one
     /// is replaced and reports nothing; if either was CON it goes as CON),
@@ -2467,7 +2467,7 @@ impl<A: Address> Endpoint<A> {
             .get_mut(&peer)
             .is_some_and(|g| g.outstanding(now) >= nstart || !g.queue.is_empty());
         if !self.gates.contains_key(&peer)
-            && self.gates.len() >= self.config.max_notification_clients
+            && self.gates.len() >= self.config.max_notification_clients as usize
         {
             // No room for this client's congestion state: sending would be
             // unpaced.
@@ -2648,9 +2648,9 @@ impl<A: Address> Endpoint<A> {
     // ----- notification congestion control (RFC 7641 §4.5.1) ----------------
 
     /// Counts a notification just sent to `peer` as outstanding: a CON one
-    /// until its outcome, a NON one for `non_notification_interval`.
+    /// until its outcome, a NON one for `non_notification_interval_ms`.
     fn gate_sent(&mut self, now: Instant, peer: A, con: bool) {
-        let interval = self.config.non_notification_interval;
+        let interval = Duration::from_millis(u64::from(self.config.non_notification_interval_ms));
         if !con && interval.is_zero() {
             return;
         }

@@ -477,6 +477,9 @@ enum Outcome<A> {
 }
 
 /// What the Block1 step decided.
+// A transient return value of one function, never stored: its size does
+// not matter, boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Step<A> {
     Done(Outcome<A>),
     /// The whole body, and the Block1 to echo.
@@ -1542,6 +1545,7 @@ impl<A: Address, S> Server<A, S> {
 
     /// Post-processes a representation (see [`Reply`]) and sends it, or the
     /// block of it the request asks for.
+    #[allow(clippy::too_many_lines)] // the post-processing steps of `Reply`, in order
     fn send_shaped(
         &mut self,
         ep: &mut Endpoint<A>,

@@ -257,7 +257,7 @@ impl<A: Address, S> Server<A, S> {
     ///
     /// The endpoint limits what is outstanding per client across all its
     /// observations (RFC 7641 §4.5.1: NSTART, and one NON notification per
-    /// [`Config::non_notification_interval`](crate::endpoint::Config::non_notification_interval),
+    /// [`Config::non_notification_interval_ms`](crate::endpoint::Config::non_notification_interval_ms),
     /// 3 s by default): a notification beyond that waits in the endpoint,
     /// and a newer change of the same observation replaces it, so the
     /// client gets the newest state when its slot frees. It still counts
