@@ -1921,3 +1921,55 @@ fn rfc7641_4_5_1_client_table_is_bounded_and_cancel_drops_waiting() {
     let _ = one(&mut s, OTHER);
     let _ = finish(&mut s, secs(3));
 }
+
+#[test]
+fn rfc7641_4_5_1_waiting_con_replaced_by_non_stays_con() {
+    // A waiting CON notification (the layer's periodic CON, §4.5) replaced
+    // by a newer NON one of the same observation goes out as CON with the
+    // newer state: the client still gets its CON check.
+    let mut s = ep(cfg());
+    s.notify(secs(0), CLIENT, TOK, false, &n(1)).unwrap();
+    let _ = one(&mut s, CLIENT);
+    s.notify(secs(1), CLIENT, TOK, true, &n(2)).unwrap();
+    let id3 = s.notify(secs(2), CLIENT, TOK, false, &n(3)).unwrap();
+    silent(&mut s);
+    assert_eq!(s.stats().notifications_replaced, 1);
+    let (sent, _) = run_until(&mut s, secs(3));
+    assert_eq!(sent.len(), 1);
+    let d = &sent[0].2;
+    assert_eq!(
+        (sent[0].0, parse(d).ty(), observe_of(d)),
+        (secs(3), Con, Some(3))
+    );
+    s.handle_datagram(secs(4), CLIENT, &empty(Ack, parse(d).message_id()));
+    just(&mut s, Event::NotificationDelivered(id3));
+    let _ = finish(&mut s, secs(4));
+}
+
+#[test]
+fn rfc7641_4_5_1_waiting_observations_are_not_starved() {
+    // One client, two observations, CON notifications. A changes again
+    // while its CON is in flight (§4.5.2: the newer one supersedes it) and
+    // B waits for the slot (§4.5.1). When A's attempt is acknowledged, B
+    // (which waited longer) goes first; A's newer one follows B's ACK.
+    let mut s = ep(cfg());
+    s.notify(secs(0), CLIENT, TOK, true, &n(1)).unwrap();
+    let a1 = one(&mut s, CLIENT);
+    let b = s.notify(ms(100), CLIENT, TOK_B, true, &n(10)).unwrap();
+    let a2 = s.notify(ms(200), CLIENT, TOK, true, &n(2)).unwrap();
+    silent(&mut s);
+    s.handle_datagram(secs(1), CLIENT, &empty(Ack, parse(&a1).message_id()));
+    no_events(&mut s);
+    let d = one(&mut s, CLIENT);
+    assert_eq!((parse(&d).token(), observe_of(&d)), (TOK_B, Some(10)));
+    s.handle_datagram(ms(1500), CLIENT, &empty(Ack, parse(&d).message_id()));
+    just(&mut s, Event::NotificationDelivered(b));
+    let d = one(&mut s, CLIENT);
+    assert_eq!(
+        (parse(&d).ty(), parse(&d).token(), observe_of(&d)),
+        (Con, TOK, Some(2))
+    );
+    s.handle_datagram(secs(2), CLIENT, &empty(Ack, parse(&d).message_id()));
+    just(&mut s, Event::NotificationDelivered(a2));
+    let _ = finish(&mut s, secs(2));
+}

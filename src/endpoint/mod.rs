@@ -2901,9 +2901,29 @@ impl<A: Address> Endpoint<A> {
             }
             return;
         }
+        let peer = n.peer;
+        if self.gates.get(&peer).is_some_and(|g| !g.queue.is_empty()) {
+            // §4.5.1: the client's slot is free and other observations of
+            // it waited longer: the newer notification queues behind them
+            // (still CON) instead of taking the slot again at once.
+            if let Some(n) = self.remove_notification(key) {
+                self.waiting.insert(
+                    (peer, n.token),
+                    Waiting {
+                        id: n.id,
+                        con: true,
+                        datagram: n.datagram,
+                    },
+                );
+                if let Some(g) = self.gates.get_mut(&peer) {
+                    g.queue.push_back(n.token);
+                }
+            }
+            self.release_gate(now, peer);
+            return;
+        }
         // §4.5.2 step 4: the attempt was acknowledged, so the newer
         // notification goes out now with fresh transmission parameters.
-        let peer = n.peer;
         let Ok(m) = self.alloc_mid(now, peer) else {
             return; // the timer sends it when Message IDs allow
         };
