@@ -123,6 +123,11 @@ impl Cache {
         Some(&mut e.msg)
     }
 
+    /// Whether a fresh entry for `key` exists at `now`.
+    pub(crate) fn is_fresh(&self, key: &RepKey, now: Instant) -> bool {
+        self.map.get(key).is_some_and(|e| e.expires > now)
+    }
+
     /// The entry for `key`, fresh or not, without touching the LRU order.
     pub(crate) fn peek(&self, key: &RepKey) -> Option<&MessageBuf> {
         self.map.get(key).map(|e| &e.msg)

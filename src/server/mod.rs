@@ -1206,7 +1206,7 @@ impl<A: Address, S> Server<A, S> {
                 // The resource's state moved on without an invalidation.
                 self.stats.cache_invalidations += self.cache.invalidate(idx) as u64;
             }
-            if self.cache.get_mut(k, now).is_some() {
+            if self.cache.is_fresh(k, now) {
                 let k = k.clone();
                 return Outcome::Kept(k, shape);
             }
