@@ -87,8 +87,14 @@ fn large_reply(st: &mut Store) -> Reply {
 
 fn make_server(cfg: ServerConfig) -> Server<u32, Store> {
     let mut s: Server<u32, Store> = Server::new(cfg);
-    s.add(Resource::new("/large").get(|st: &mut Store, _| large_reply(st)))
-        .unwrap();
+    // `large_reply` changes the representation by handler call (the
+    // scripted changes below), so the layer must run it for every block.
+    s.add(
+        Resource::new("/large")
+            .uncached()
+            .get(|st: &mut Store, _| large_reply(st)),
+    )
+    .unwrap();
     s.add(Resource::new("/small").get(|_, _| Reply::content(ContentFormat::TEXT_PLAIN, "hello")))
         .unwrap();
     s.add(

@@ -843,8 +843,9 @@ fn rfc7641_4_4_observe_values_increase_and_wrap_at_2_pow_24() {
     let mut p = Pair::new(non_server(), None);
     p.layer.set_observe_sequence(p.obs, 0x00ff_fffe);
     let id = p.observe(secs(0), Con);
+    // 3 s apart: one NON notification per 3 s to a client (§4.5.1).
     p.change(secs(1), |a| a.value = 1);
-    p.change(secs(2), |a| a.value = 2);
+    p.change(secs(4), |a| a.value = 2);
     let values: Vec<u32> = p.notes().iter().map(|n| n.1).collect();
     assert_eq!(values, [0x00ff_ffff, 0, 1]);
     // 0 goes out as an empty uint.
@@ -854,9 +855,9 @@ fn rfc7641_4_4_observe_values_increase_and_wrap_at_2_pow_24() {
         Some(&[][..])
     );
     assert_eq!(p.payloads(), ["0", "1", "2"]);
-    p.c.cancel_observe(secs(3), id, Deregister::Active).unwrap();
-    p.pump(secs(3));
-    p.finish(secs(3));
+    p.c.cancel_observe(secs(5), id, Deregister::Active).unwrap();
+    p.pump(secs(5));
+    p.finish(secs(5));
 }
 
 /// A notification (or response) from SERVER by hand, with Max-Age 1000 so
@@ -1029,15 +1030,17 @@ fn rfc7641_4_5_con_at_least_every_n_notifications() {
     let mut p = Pair::new(sc, None);
     let id = p.observe(secs(0), Con);
     let mut types = Vec::new();
-    for t in 1..=7 {
+    // 3 s apart: one NON notification per 3 s to a client (§4.5.1).
+    for t in (1..=7).map(|k| 3 * k) {
         p.change(secs(t), |a| a.value += 1);
         types.push(parse(&p.sent_by(SERVER, secs(t))[0].bytes).ty());
     }
     assert_eq!(types, [Non, Non, Con, Non, Non, Con, Non]);
     assert_eq!(p.layer.stats().notifications_con, 2);
-    p.c.cancel_observe(secs(8), id, Deregister::Active).unwrap();
-    p.pump(secs(8));
-    p.finish(secs(8));
+    p.c.cancel_observe(secs(24), id, Deregister::Active)
+        .unwrap();
+    p.pump(secs(24));
+    p.finish(secs(24));
 }
 
 #[test]
@@ -1049,7 +1052,8 @@ fn rfc7641_4_5_con_at_least_every_24_hours() {
     let mut p = Pair::new(non_server(), Some(2 * day as u32));
     let id = p.observe(secs(0), Con);
     let mut types = Vec::new();
-    for t in [3600, day - 1, day, day + 1, 2 * day - 1, 2 * day] {
+    // At least 3 s apart: one NON notification per 3 s (§4.5.1).
+    for t in [3600, day - 3, day, day + 3, 2 * day - 3, 2 * day] {
         p.change(secs(t), |a| a.value += 1);
         types.push(parse(&p.sent_by(SERVER, secs(t))[0].bytes).ty());
     }
@@ -1159,23 +1163,24 @@ fn rfc7641_4_5_reset_to_a_non_notification_is_recognized() {
     // Reset message ... the server MUST remove the associated entry"; the
     // endpoint keeps the last NON notification's Message ID (and the one
     // before) for NON_LIFETIME. A NON while a CON is in flight goes as CON.
+    // (NON notifications 3 s apart, §4.5.1.)
     let mut s = ep(cfg());
     s.notify(secs(0), CLIENT, TOK, false, &n(1)).unwrap();
     let m1 = parse(&one(&mut s, CLIENT)).message_id();
-    let id2 = s.notify(secs(1), CLIENT, TOK, false, &n(2)).unwrap();
+    let id2 = s.notify(secs(3), CLIENT, TOK, false, &n(2)).unwrap();
     let d2 = one(&mut s, CLIENT);
     assert_eq!(parse(&d2).ty(), Non);
-    s.handle_datagram(secs(2), CLIENT, &empty(Rst, m1));
+    s.handle_datagram(secs(4), CLIENT, &empty(Rst, m1));
     just(&mut s, Event::NotificationRejected(id2));
     assert_eq!(s.tables().notifications, 0);
     // CON in flight, then a NON: it supersedes as CON.
-    s.notify(secs(3), CLIENT, TOK, true, &n(3)).unwrap();
+    s.notify(secs(6), CLIENT, TOK, true, &n(3)).unwrap();
     let _ = one(&mut s, CLIENT);
-    let id4 = s.notify(secs(4), CLIENT, TOK, false, &n(4)).unwrap();
-    s.handle_timeout(secs(5));
+    let id4 = s.notify(secs(7), CLIENT, TOK, false, &n(4)).unwrap();
+    s.handle_timeout(secs(8));
     let d4 = one(&mut s, CLIENT);
     assert_eq!((parse(&d4).ty(), observe_of(&d4)), (Con, Some(4)));
-    s.handle_datagram(secs(5), CLIENT, &empty(Ack, parse(&d4).message_id()));
+    s.handle_datagram(secs(8), CLIENT, &empty(Ack, parse(&d4).message_id()));
     just(&mut s, Event::NotificationDelivered(id4));
     // A remembered NON is forgotten after NON_LIFETIME (145 s).
     s.notify(secs(10), CLIENT, TOK, false, &n(5)).unwrap();
@@ -1228,17 +1233,18 @@ fn rfc7641_3_6_passive_cancel_rejects_the_next_notification() {
             .unwrap();
         assert_eq!(p.c.tables().requests, 0);
         assert!(p.sent_by(CLIENT, secs(2)).is_empty(), "nothing sent");
-        p.change(secs(3), |a| a.value = 2);
-        let n_bytes = p.sent_by(SERVER, secs(3))[0].bytes.clone();
+        // 3 s after the last NON notification (§4.5.1).
+        p.change(secs(4), |a| a.value = 2);
+        let n_bytes = p.sent_by(SERVER, secs(4))[0].bytes.clone();
         let n = parse(&n_bytes);
         assert_eq!(n.ty(), if con { Con } else { Non });
         assert_eq!(
-            p.sent_by(CLIENT, secs(3))[0].bytes,
+            p.sent_by(CLIENT, secs(4))[0].bytes,
             empty(Rst, n.message_id())
         );
         assert_eq!(p.layer.observer_count(), 0);
         assert_eq!(p.payloads(), ["0", "1"]);
-        p.finish(secs(3));
+        p.finish(secs(4));
     }
 }
 
@@ -1458,7 +1464,7 @@ fn bytes_per_observer() {
     // measured with the counting allocator. Endpoints are dropped before
     // the layer is measured, and the endpoint is measured on a second
     // round, so that reused capacity (queues, pools) is not counted.
-    use coap_proto::endpoint::NOTIFICATION_BYTES;
+    use coap_proto::endpoint::{GATE_BYTES, NOTIFICATION_BYTES};
     use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
     fn addr(i: u32) -> SocketAddr {
         let x = i.wrapping_mul(2_654_435_761) & 0x000f_ffff; // a bijection on 20 bits
@@ -1521,6 +1527,9 @@ fn bytes_per_observer() {
     // Peer entries (PEER_BYTES each, RFC 7252 §4.4 MID history) are not
     // what is measured here: answers use the shared MID spaces.
     c.max_peers = 0;
+    // One client per observer: each gets notification congestion state
+    // (RFC 7641 §4.5.1, GATE_BYTES).
+    c.max_notification_clients = 10_000;
     let mut value = 0u32;
     // The layer: N observers (warm-up), then N more, each notified once.
     {
@@ -1572,9 +1581,11 @@ fn bytes_per_observer() {
         - sent.iter().map(|d| d.1.capacity() as isize).sum::<isize>())
         / (2 * N) as isize;
     eprintln!(
-        "bytes per remembered NON notification: {per_notification} (NOTIFICATION_BYTES {NOTIFICATION_BYTES})"
+        "bytes per remembered NON notification to its own client, with the client's \
+         congestion state: {per_notification} (NOTIFICATION_BYTES {NOTIFICATION_BYTES} + \
+         GATE_BYTES {GATE_BYTES})"
     );
-    assert!(per_notification <= NOTIFICATION_BYTES as isize);
+    assert!(per_notification <= (NOTIFICATION_BYTES + GATE_BYTES) as isize);
     assert!(s.memory_usage() <= s.config().memory_bound());
     // Clean up: every observer rejects its notification (§4.5).
     for (to, d) in sent {
@@ -1646,4 +1657,319 @@ fn bytes_per_client_observation() {
     let per = run(N) / N as isize - msg_size;
     eprintln!("bytes per client observation: {per} (EXCHANGE_BYTES {EXCHANGE_BYTES})");
     assert!(per <= EXCHANGE_BYTES as isize, "observation {per}");
+}
+
+// ----- congestion control per client (RFC 7641 §4.5.1) ----------------------------
+
+const TOK_B: &[u8] = &[0xb1];
+
+#[test]
+fn rfc7641_4_5_1_nstart_1_across_two_observations_of_one_client() {
+    // RFC 7641 §4.5.1: "a server MUST NOT have more notifications/responses
+    // outstanding to a given client than NSTART" (1): a CON notification
+    // is outstanding until acknowledged or timed out, whatever observation
+    // it belongs to. The second observation's notification waits, and goes
+    // out the instant the slot frees: on the ACK, then on the timeout.
+    let mut s = ep(cfg());
+    let a1 = s.notify(secs(0), CLIENT, TOK, true, &n(1)).unwrap();
+    let d1 = one(&mut s, CLIENT);
+    let b1 = s.notify(ms(500), CLIENT, TOK_B, true, &n(10)).unwrap();
+    silent(&mut s);
+    assert_eq!(s.stats().notifications_paced, 1);
+    assert_eq!(s.tables().notifications, 2);
+    assert_eq!(s.poll_timeout(), Some(secs(2)), "only A's retransmission");
+    // A acknowledged at 1 s: B goes at once, with its own token.
+    s.handle_datagram(secs(1), CLIENT, &empty(Ack, parse(&d1).message_id()));
+    just(&mut s, Event::NotificationDelivered(a1));
+    let d2 = one(&mut s, CLIENT);
+    assert_eq!(
+        (parse(&d2).ty(), parse(&d2).token(), observe_of(&d2)),
+        (Con, TOK_B, Some(10))
+    );
+    // A changes again while B is outstanding: it waits for B.
+    let a2 = s.notify(ms(1500), CLIENT, TOK, true, &n(2)).unwrap();
+    silent(&mut s);
+    // B is never acknowledged: retransmitted at 3, 7, 15, 31 s (ACK_TIMEOUT
+    // 2 s doubling), times out at 63 s, and A goes out then.
+    let (sent, evs) = run_until(&mut s, secs(63));
+    let at: Vec<(Instant, Option<u32>)> =
+        sent.iter().map(|(t, _, d)| (*t, observe_of(d))).collect();
+    assert_eq!(
+        at,
+        [
+            (secs(3), Some(10)),
+            (secs(7), Some(10)),
+            (secs(15), Some(10)),
+            (secs(31), Some(10)),
+            (secs(63), Some(2)),
+        ]
+    );
+    assert_eq!(
+        format!("{evs:?}"),
+        format!(
+            "{:?}",
+            [(secs(63), Event::<Addr>::NotificationTimedOut(b1))]
+        )
+    );
+    let last = &sent[4].2;
+    s.handle_datagram(secs(64), CLIENT, &empty(Ack, parse(last).message_id()));
+    just(&mut s, Event::NotificationDelivered(a2));
+    assert_eq!(s.tables().notification_clients, 0);
+    let _ = finish(&mut s, secs(64));
+}
+
+/// Runs `s`'s timers up to `t` (inclusive), collecting what it sends and
+/// reports.
+fn run_until(s: &mut Ep, t: Instant) -> (common::Sent<Addr>, Reported<Addr>) {
+    let mut sent = Vec::new();
+    let mut evs = Vec::new();
+    while let Some(at) = s.poll_timeout().filter(|at| *at <= t) {
+        s.handle_timeout(at);
+        for (to, d) in drain(s) {
+            sent.push((at, to, d));
+        }
+        for e in events(s) {
+            evs.push((at, e));
+        }
+    }
+    (sent, evs)
+}
+
+#[test]
+fn rfc7641_4_5_1_non_notifications_paced_at_3_s_by_default() {
+    // RFC 7641 §4.5.1: without an RTT estimate, "not more than one
+    // non-confirmable notification every 3 seconds" to a client; a NON
+    // notification is outstanding until then. The deadline shows in
+    // poll_timeout.
+    assert_eq!(Config::default().non_notification_interval_ms, 3000);
+    let mut s = ep(cfg());
+    s.notify(secs(0), CLIENT, TOK, false, &n(1)).unwrap();
+    let _ = one(&mut s, CLIENT);
+    s.notify(secs(1), CLIENT, TOK_B, false, &n(2)).unwrap();
+    silent(&mut s);
+    assert_eq!(s.poll_timeout(), Some(secs(3)));
+    s.handle_timeout(ms(2999));
+    silent(&mut s);
+    s.handle_timeout(secs(3));
+    let d = one(&mut s, CLIENT);
+    assert_eq!((parse(&d).ty(), parse(&d).token()), (Non, TOK_B));
+    // The next one waits until 6 s.
+    s.notify(secs(4), CLIENT, TOK, false, &n(3)).unwrap();
+    silent(&mut s);
+    let (sent, _) = run_until(&mut s, secs(10));
+    assert_eq!(sent.len(), 1);
+    assert_eq!((sent[0].0, observe_of(&sent[0].2)), (secs(6), Some(3)));
+    let _ = finish(&mut s, secs(6));
+
+    // Configurable: a known RTT of 200 ms.
+    let mut c = cfg();
+    c.non_notification_interval_ms = 200;
+    let mut s = ep(c);
+    s.notify(secs(0), CLIENT, TOK, false, &n(1)).unwrap();
+    let _ = one(&mut s, CLIENT);
+    s.notify(ms(50), CLIENT, TOK, false, &n(2)).unwrap();
+    silent(&mut s);
+    let (sent, _) = run_until(&mut s, secs(1));
+    let at: Vec<Instant> = sent.iter().map(|x| x.0).collect();
+    assert_eq!(at, [ms(200)]);
+    let _ = finish(&mut s, ms(200));
+}
+
+#[test]
+fn rfc7641_4_5_1_newest_state_wins_when_paced() {
+    // While the client's slot is taken, only the newest notification of
+    // each observation is kept (a notification is the resource's state;
+    // §4.5.1 lets the server skip intermediate states): through the layer,
+    // changes at 1 s, 1.5 s and 2 s give notifications at 1 s ("1") and
+    // 4 s ("3"), with the sequence number of the last change.
+    let mut p = Pair::new(non_server(), None);
+    let id = p.observe(secs(0), Con);
+    p.change(secs(1), |a| a.value = 1);
+    p.change(ms(1500), |a| a.value = 2);
+    p.change(secs(2), |a| a.value = 3);
+    p.run_until(secs(5));
+    let notes: Vec<(Instant, String)> = p.notes().into_iter().map(|n| (n.0, n.2)).collect();
+    assert_eq!(
+        notes,
+        [
+            (secs(0), "0".to_string()),
+            (secs(1), "1".to_string()),
+            (secs(4), "3".to_string())
+        ]
+    );
+    assert_eq!(p.notes()[2].1, 4, "Observe of the third change");
+    assert_eq!(p.s.stats().notifications_paced, 1);
+    assert_eq!(p.s.stats().notifications_replaced, 1);
+    p.c.cancel_observe(secs(5), id, Deregister::Active).unwrap();
+    p.pump(secs(5));
+    p.finish(secs(5));
+}
+
+#[test]
+fn rfc7641_4_5_1_different_clients_do_not_pace_each_other() {
+    // The limit is per client: CLIENT's outstanding notifications do not
+    // hold back OTHER's.
+    let mut s = ep(cfg());
+    s.notify(secs(0), CLIENT, TOK, true, &n(1)).unwrap();
+    s.notify(secs(0), OTHER, TOK, false, &n(1)).unwrap();
+    let d = drain(&mut s);
+    assert_eq!(d.iter().map(|x| x.0).collect::<Vec<_>>(), [CLIENT, OTHER]);
+    s.notify(secs(1), CLIENT, TOK_B, false, &n(2)).unwrap();
+    silent(&mut s);
+    s.notify(secs(1), Addr(4), TOK, false, &n(2)).unwrap();
+    let _ = one(&mut s, Addr(4));
+    assert_eq!(s.tables().notification_clients, 3);
+    // CLIENT's CON acknowledged: its waiting NON goes.
+    s.handle_datagram(secs(2), CLIENT, &empty(Ack, parse(&d[0].1).message_id()));
+    let _ = events(&mut s);
+    assert_eq!(parse(&one(&mut s, CLIENT)).token(), TOK_B);
+    let _ = finish(&mut s, secs(2));
+}
+
+#[test]
+fn rfc7641_4_5_1_timeouts_and_resets_still_remove_observers() {
+    // Through the layer, one client with two observations and CON
+    // notifications: the second waits for the first; the first times out
+    // (§4.5: observer removed) and the second goes then; a Reset to it
+    // removes the second observer too.
+    let (mut layer, obs) = layer(con_server(), None);
+    let mut app = App::new();
+    let mut s = ep(cfg());
+    let v0 = coap_proto::encode_uint(0);
+    for (mid, tok) in [(1u16, TOK), (2, TOK_B)] {
+        s.handle_datagram(
+            secs(0),
+            CLIENT,
+            &msg(
+                Non,
+                Code::GET,
+                mid,
+                tok,
+                &[
+                    (OptionNumber::OBSERVE, &v0),
+                    (OptionNumber::URI_PATH, b"obs"),
+                ],
+                b"",
+            ),
+        );
+        while let Some(e) = s.poll_event() {
+            assert!(layer.handle_event(&mut s, secs(0), e, &mut app).is_none());
+        }
+    }
+    assert_eq!(drain(&mut s).len(), 2, "the two registration answers");
+    assert_eq!(layer.observer_count(), 2);
+    app.value = 1;
+    assert_eq!(layer.notify_changed(&mut s, secs(1), obs, &mut app), 2);
+    // (The layer notifies its observers in token order: TOK_B first.)
+    let first = one(&mut s, CLIENT);
+    assert_eq!(parse(&first).token(), TOK_B);
+    // Never acknowledged: 3, 7, 15, 31 s, timed out at 63 s.
+    let mut sent = Vec::new();
+    while let Some(at) = s.poll_timeout().filter(|at| *at <= secs(63)) {
+        s.handle_timeout(at);
+        for (_, d) in drain(&mut s) {
+            sent.push((at, parse(&d).token().to_vec(), parse(&d).message_id()));
+        }
+        while let Some(e) = s.poll_event() {
+            assert!(layer.handle_event(&mut s, at, e, &mut app).is_none());
+        }
+    }
+    let at: Vec<(Instant, Vec<u8>)> = sent.iter().map(|x| (x.0, x.1.clone())).collect();
+    assert_eq!(
+        at,
+        [
+            (secs(3), TOK_B.to_vec()),
+            (secs(7), TOK_B.to_vec()),
+            (secs(15), TOK_B.to_vec()),
+            (secs(31), TOK_B.to_vec()),
+            (secs(63), TOK.to_vec()),
+        ]
+    );
+    assert_eq!(layer.observer_count(), 1);
+    // §4.5: the client rejects the second one.
+    s.handle_datagram(secs(64), CLIENT, &empty(Rst, sent[4].2));
+    while let Some(e) = s.poll_event() {
+        assert!(layer.handle_event(&mut s, secs(64), e, &mut app).is_none());
+    }
+    assert_eq!(layer.observer_count(), 0);
+    assert_eq!(layer.stats().observers_removed, 2);
+    let _ = finish(&mut s, secs(64));
+}
+
+#[test]
+fn rfc7641_4_5_1_client_table_is_bounded_and_cancel_drops_waiting() {
+    // Config::max_notification_clients: a client beyond it cannot be paced,
+    // so notify refuses (NoCapacity) until a client's state goes (its NON
+    // waiting time ends). cancel_notification drops a waiting notification.
+    let mut c = cfg();
+    c.max_notification_clients = 1;
+    let mut s = ep(c);
+    s.notify(secs(0), CLIENT, TOK, false, &n(1)).unwrap();
+    let _ = one(&mut s, CLIENT);
+    assert_eq!(
+        s.notify(secs(0), OTHER, TOK, false, &n(1)),
+        Err(coap_proto::endpoint::Error::NoCapacity)
+    );
+    s.notify(secs(1), CLIENT, TOK, false, &n(2)).unwrap();
+    assert!(s.cancel_notification(secs(2), CLIENT, TOK));
+    assert_eq!(s.tables().notifications, 0);
+    assert!(s.memory_usage() <= s.config().memory_bound());
+    let (sent, _) = run_until(&mut s, secs(3));
+    assert!(sent.is_empty(), "the cancelled notification never goes");
+    assert_eq!(s.tables().notification_clients, 0);
+    s.notify(secs(3), OTHER, TOK, false, &n(1)).unwrap();
+    let _ = one(&mut s, OTHER);
+    let _ = finish(&mut s, secs(3));
+}
+
+#[test]
+fn rfc7641_4_5_1_waiting_con_replaced_by_non_stays_con() {
+    // A waiting CON notification (the layer's periodic CON, §4.5) replaced
+    // by a newer NON one of the same observation goes out as CON with the
+    // newer state: the client still gets its CON check.
+    let mut s = ep(cfg());
+    s.notify(secs(0), CLIENT, TOK, false, &n(1)).unwrap();
+    let _ = one(&mut s, CLIENT);
+    s.notify(secs(1), CLIENT, TOK, true, &n(2)).unwrap();
+    let id3 = s.notify(secs(2), CLIENT, TOK, false, &n(3)).unwrap();
+    silent(&mut s);
+    assert_eq!(s.stats().notifications_replaced, 1);
+    let (sent, _) = run_until(&mut s, secs(3));
+    assert_eq!(sent.len(), 1);
+    let d = &sent[0].2;
+    assert_eq!(
+        (sent[0].0, parse(d).ty(), observe_of(d)),
+        (secs(3), Con, Some(3))
+    );
+    s.handle_datagram(secs(4), CLIENT, &empty(Ack, parse(d).message_id()));
+    just(&mut s, Event::NotificationDelivered(id3));
+    let _ = finish(&mut s, secs(4));
+}
+
+#[test]
+fn rfc7641_4_5_1_waiting_observations_are_not_starved() {
+    // One client, two observations, CON notifications. A changes again
+    // while its CON is in flight (§4.5.2: the newer one supersedes it) and
+    // B waits for the slot (§4.5.1). When A's attempt is acknowledged, B
+    // (which waited longer) goes first; A's newer one follows B's ACK.
+    let mut s = ep(cfg());
+    s.notify(secs(0), CLIENT, TOK, true, &n(1)).unwrap();
+    let a1 = one(&mut s, CLIENT);
+    let b = s.notify(ms(100), CLIENT, TOK_B, true, &n(10)).unwrap();
+    let a2 = s.notify(ms(200), CLIENT, TOK, true, &n(2)).unwrap();
+    silent(&mut s);
+    s.handle_datagram(secs(1), CLIENT, &empty(Ack, parse(&a1).message_id()));
+    no_events(&mut s);
+    let d = one(&mut s, CLIENT);
+    assert_eq!((parse(&d).token(), observe_of(&d)), (TOK_B, Some(10)));
+    s.handle_datagram(ms(1500), CLIENT, &empty(Ack, parse(&d).message_id()));
+    just(&mut s, Event::NotificationDelivered(b));
+    let d = one(&mut s, CLIENT);
+    assert_eq!(
+        (parse(&d).ty(), parse(&d).token(), observe_of(&d)),
+        (Con, TOK, Some(2))
+    );
+    s.handle_datagram(secs(2), CLIENT, &empty(Ack, parse(&d).message_id()));
+    just(&mut s, Event::NotificationDelivered(a2));
+    let _ = finish(&mut s, secs(2));
 }

@@ -10,7 +10,9 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use coap_proto::endpoint::{Config, Endpoint, Event, ResponseHandle};
-use coap_proto::server::{BodyBlock, ETag, Reply, Resource, Server, ServerConfig, TRANSFER_BYTES};
+use coap_proto::server::{
+    BodyBlock, ETag, Reply, Resource, ResourceState, Server, ServerConfig, TRANSFER_BYTES,
+};
 use coap_proto::{
     Block, Code, ContentFormat, Instant, Message, MessageBuf, MessageType, OptionNumber,
     decode_uint,
@@ -488,6 +490,10 @@ fn etag_changes_with_the_representation() {
     let mut h = server(ServerConfig::default());
     let first = h.ask(get_block("/large", 0, 4));
     h.state.large[300] ^= 1;
+    // The application marks the change (the layer keeps the representation
+    // for its follow-up blocks until then).
+    let id = h.server.find("/large").unwrap();
+    h.server.invalidate(id);
     let second = h.ask(get_block("/large", 1, 4));
     let old = first.option(OptionNumber::ETAG).unwrap();
     let new = second.option(OptionNumber::ETAG).unwrap();
@@ -1191,4 +1197,292 @@ fn handlers_can_capture_state() {
         h.ask(r);
     }
     assert_eq!(*seen.borrow(), body(50));
+}
+
+// ----- the representation cache (RFC 7959 §2.4) ------------------------------
+
+/// /big (GET counting the handler's calls, PUT overwriting the start),
+/// /versioned (GET with the
+/// version as ETag, and a state probe), /fresh (Max-Age 0).
+#[derive(Default)]
+struct Counted {
+    data: Vec<u8>,
+    calls: u32,
+    version: u64,
+}
+
+fn counted(cfg: ServerConfig, len: usize) -> H<Counted> {
+    let mut s: Server<u32, Counted> = Server::new(cfg);
+    s.add(
+        Resource::new("/big")
+            .observable()
+            .get(|st: &mut Counted, _| {
+                st.calls += 1;
+                Reply::content(ContentFormat::OCTET_STREAM, st.data.clone())
+            })
+            .put(|st: &mut Counted, r| {
+                let n = r.body.len().min(st.data.len());
+                st.data[..n].copy_from_slice(&r.body[..n]);
+                Reply::status(Code::CHANGED)
+            }),
+    )
+    .unwrap();
+    s.add(
+        Resource::new("/versioned")
+            .state(|st: &Counted| ResourceState::Present(Some(ETag::from_u64(st.version))))
+            .get(|st: &mut Counted, _| {
+                st.calls += 1;
+                let mut m = MessageBuf::new(MessageType::Ack, Code::CONTENT);
+                m.add_option(OptionNumber::ETAG, ETag::from_u64(st.version).as_bytes());
+                m.set_payload(st.data.clone());
+                Reply::Now(m)
+            }),
+    )
+    .unwrap();
+    s.add(
+        Resource::new("/fresh")
+            .max_age(0)
+            .get(|st: &mut Counted, _| {
+                st.calls += 1;
+                Reply::content(ContentFormat::OCTET_STREAM, st.data.clone())
+            }),
+    )
+    .unwrap();
+    H::new(
+        s,
+        Counted {
+            data: body(len),
+            ..Counted::default()
+        },
+    )
+}
+
+fn get_query(path: &str, query: &str, num: u32, szx: u8) -> MessageBuf {
+    let mut m = get_block(path, num, szx);
+    m.add_option(OptionNumber::URI_QUERY, query);
+    m
+}
+
+/// Downloads `path` block by block from `peer` at `szx`; returns the body
+/// and the ETag of each block.
+#[track_caller]
+fn download<S>(h: &mut H<S>, peer: u32, path: &str, szx: u8) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut out = Vec::new();
+    let mut etags = Vec::new();
+    let mut num = 0;
+    loop {
+        let m = h.ask_from(peer, get_block(path, num, szx));
+        assert_eq!(m.code(), Code::CONTENT);
+        let b = block2_of(&m).unwrap();
+        assert_eq!(b.num(), num);
+        out.extend_from_slice(m.payload());
+        etags.push(m.option(OptionNumber::ETAG).unwrap().to_vec());
+        if !b.more() {
+            return (out, etags);
+        }
+        num += 1;
+    }
+}
+
+/// RFC 7959 §2.4: the follow-up blocks of a 1 MiB representation are
+/// sliced from the kept copy: the handler runs once for the 1024 blocks.
+#[test]
+fn whole_mib_download_runs_the_handler_once() {
+    let mut h = counted(ServerConfig::default(), 1024 * 1024);
+    let (got, etags) = download(&mut h, PEER, "/big", 6);
+    assert_eq!(got, h.state.data);
+    assert_eq!(etags.len(), 1024);
+    assert!(etags.iter().all(|e| *e == etags[0]), "one representation");
+    assert_eq!(h.state.calls, 1);
+    assert_eq!(h.server.stats().cache_hits, 1023);
+    assert_eq!(h.server.stats().cache_stores, 1);
+    assert_eq!(h.server.cached_representations(), 1);
+}
+
+/// RFC 7959 §2.4 (random access): the first request may ask for any block;
+/// the representation is kept from there, and block 0 comes from it.
+#[test]
+fn random_access_first_then_from_the_kept_copy() {
+    let mut h = counted(ServerConfig::default(), 5000);
+    let m = h.ask(get_block("/big", 3, 4));
+    assert_eq!(block2_of(&m).map(|b| (b.num(), b.more())), Some((3, true)));
+    assert_eq!(m.payload(), &h.state.data[768..1024]);
+    let (got, _) = download(&mut h, PEER, "/big", 4);
+    assert_eq!(got, h.state.data);
+    assert_eq!(h.state.calls, 1);
+    // Past the end, from the kept copy too: 4.02 as without a cache.
+    assert_eq!(h.ask(get_block("/big", 400, 4)).code(), Code::BAD_OPTION);
+    assert_eq!(h.state.calls, 1);
+}
+
+/// RFC 7959 §2.4: a representation that changed between blocks comes with
+/// a new ETag. Changes reach the cache through `invalidate`,
+/// `notify_changed`, an unsafe request to the resource, or the resource's
+/// state probe.
+#[test]
+fn change_mid_transfer_gives_a_new_etag() {
+    let mut h = counted(ServerConfig::default(), 3000);
+    let id = h.server.find("/big").unwrap();
+    let first = h.ask(get_block("/big", 0, 6));
+    let old = first.option(OptionNumber::ETAG).unwrap().to_vec();
+
+    // A PUT from another client (RFC 7252 §5.8.3) drops the kept copy.
+    let mut put = req(Code::PUT, "/big");
+    put.set_payload(vec![b'#'; 1000]);
+    assert_eq!(h.ask_from(PEER + 1, put).code(), Code::CHANGED);
+    assert_eq!(h.server.cached_representations(), 0);
+    let second = h.ask(get_block("/big", 1, 6));
+    let new = second.option(OptionNumber::ETAG).unwrap().to_vec();
+    assert_ne!(old, new);
+    assert_eq!(second.payload(), &h.state.data[1024..2048]);
+    assert_eq!(h.state.calls, 2);
+
+    // notify_changed marks the change too.
+    h.state.data[2100] ^= 1;
+    let now = h.now;
+    h.server.notify_changed(&mut h.ep, now, id, &mut h.state);
+    let third = h.ask(get_block("/big", 2, 6));
+    assert_ne!(third.option(OptionNumber::ETAG).unwrap(), &new[..]);
+    assert_eq!(h.state.calls, 3);
+
+    // invalidate, for changes made by other means.
+    let etag3 = third.option(OptionNumber::ETAG).unwrap().to_vec();
+    h.state.data[0] ^= 1;
+    h.server.invalidate(id);
+    let fourth = h.ask(get_block("/big", 0, 6));
+    assert_ne!(fourth.option(OptionNumber::ETAG).unwrap(), &etag3[..]);
+    assert_eq!(h.state.calls, 4);
+
+    // A change nobody marks is not seen until the copy expires: the same
+    // (kept) representation, whole and consistent with its ETag.
+    let etag4 = fourth.option(OptionNumber::ETAG).unwrap().to_vec();
+    let kept = h.state.data.clone();
+    h.state.data[1500] ^= 1;
+    let fifth = h.ask(get_block("/big", 1, 6));
+    assert_eq!(fifth.option(OptionNumber::ETAG).unwrap(), &etag4[..]);
+    assert_eq!(fifth.payload(), &kept[1024..2048]);
+    assert_eq!(h.state.calls, 4);
+
+    // A resource with a state probe: a new state ETag drops the copy.
+    let m = h.ask(get_block("/versioned", 0, 6));
+    assert_eq!(m.option(OptionNumber::ETAG), Some(&[0u8][..]));
+    h.state.version = 1;
+    h.state.data[1030] ^= 1;
+    let m = h.ask(get_block("/versioned", 1, 6));
+    assert_eq!(m.option(OptionNumber::ETAG), Some(&[1u8][..]));
+    assert_eq!(m.payload(), &h.state.data[1024..2048]);
+    assert_eq!(h.state.calls, 6);
+}
+
+/// Two clients downloading the same representation share one kept copy.
+#[test]
+fn two_peers_share_one_entry() {
+    let mut h = counted(ServerConfig::default(), 10 * 1024);
+    let (a, b) = (PEER, PEER + 1);
+    let mut bodies = [Vec::new(), Vec::new()];
+    for num in 0..10 {
+        for (i, peer) in [a, b].into_iter().enumerate() {
+            let m = h.ask_from(peer, get_block("/big", num, 6));
+            assert_eq!(block2_of(&m).map(Block::num), Some(num));
+            bodies[i].extend_from_slice(m.payload());
+        }
+    }
+    assert_eq!(bodies[0], h.state.data);
+    assert_eq!(bodies[1], h.state.data);
+    assert_eq!(h.state.calls, 1);
+    assert_eq!(h.server.cached_representations(), 1);
+}
+
+/// The cache bounds: at most `max_cached_representations` entries and
+/// `max_cache_memory` bytes; when full, the least recently used entry goes;
+/// a representation larger than the memory bound alone is not kept (its
+/// blocks run the handler each).
+#[test]
+fn cache_bound_and_lru_eviction() {
+    let mut cfg = ServerConfig::default();
+    cfg.max_cached_representations = 2;
+    let mut h = counted(cfg, 3000);
+    // The query selects the representation: three entries' worth.
+    h.ask(get_query("/big", "x=1", 0, 6));
+    h.ask(get_query("/big", "x=2", 0, 6));
+    assert_eq!((h.server.cached_representations(), h.state.calls), (2, 2));
+    h.ask(get_query("/big", "x=1", 1, 6)); // x=1 is now the most recent
+    assert_eq!(h.state.calls, 2);
+    h.ask(get_query("/big", "x=3", 0, 6)); // evicts x=2
+    assert_eq!((h.server.cached_representations(), h.state.calls), (2, 3));
+    h.ask(get_query("/big", "x=1", 2, 6));
+    assert_eq!(h.state.calls, 3, "x=1 kept");
+    h.ask(get_query("/big", "x=2", 1, 6));
+    assert_eq!(h.state.calls, 4, "x=2 was evicted");
+
+    // Memory: room for one 3000-byte representation only.
+    let mut cfg = ServerConfig::default();
+    cfg.max_cache_memory = 4000;
+    let mut h = counted(cfg, 3000);
+    h.ask(get_query("/big", "x=1", 0, 6));
+    let one = h.server.cache_memory();
+    assert!(one > 3000 && one <= 4000, "{one}");
+    h.ask(get_query("/big", "x=2", 0, 6));
+    assert_eq!(h.server.cached_representations(), 1);
+    assert_eq!(h.server.cache_memory(), one);
+    h.ask(get_query("/big", "x=1", 1, 6));
+    assert_eq!(h.state.calls, 3, "x=1 was evicted for x=2");
+
+    // Larger than the bound: not kept at all.
+    h.state.data = body(5000);
+    h.state.calls = 0;
+    let (got, _) = download(&mut h, PEER, "/big", 6);
+    assert_eq!(got, h.state.data);
+    assert_eq!(h.state.calls, 5);
+    assert!(h.server.cache_memory() <= 4000);
+
+    // max_cached_representations = 0 disables the cache.
+    let mut cfg = ServerConfig::default();
+    cfg.max_cached_representations = 0;
+    let mut h = counted(cfg, 3000);
+    download(&mut h, PEER, "/big", 6);
+    assert_eq!((h.state.calls, h.server.cached_representations()), (3, 0));
+}
+
+/// The kept copy lives as long as its Max-Age (default 60 s, RFC 7252
+/// §5.10.5): `poll_timeout` shows the instant, `handle_timeout` drops it;
+/// a representation with Max-Age 0 is not kept. The cache is part of the
+/// layer's memory figure.
+#[test]
+fn kept_copy_expires_with_max_age_and_counts_in_memory() {
+    let mut h = counted(ServerConfig::default(), 3000);
+    let t0 = h.now;
+    h.ask(get_block("/big", 0, 6));
+    assert_eq!(h.server.poll_timeout(), Some(t0 + Duration::from_secs(60)));
+    let mem = h.server.cache_memory();
+    assert!(mem >= 3000 + coap_proto::server::CACHE_ENTRY_BYTES);
+    assert_eq!(h.server.memory_usage(), mem + h.server.transfer_memory());
+    h.server.handle_timeout(t0 + Duration::from_millis(59_999));
+    assert_eq!(h.server.cached_representations(), 1);
+    h.server.handle_timeout(t0 + Duration::from_secs(60));
+    assert_eq!(
+        (h.server.cached_representations(), h.server.cache_memory()),
+        (0, 0)
+    );
+    assert_eq!(h.server.memory_usage(), 0);
+
+    h.state.calls = 0;
+    let (got, _) = download(&mut h, PEER, "/fresh", 6);
+    assert_eq!(got, h.state.data);
+    assert_eq!((h.state.calls, h.server.cached_representations()), (3, 0));
+}
+
+/// RFC 7252 §5.10.6.2: a block request whose ETag is the kept copy's gets
+/// 2.03 Valid without running the handler.
+#[test]
+fn kept_copy_validates_etags() {
+    let mut h = counted(ServerConfig::default(), 3000);
+    let m = h.ask(get_block("/big", 0, 6));
+    let etag = m.option(OptionNumber::ETAG).unwrap().to_vec();
+    let mut r = get_block("/big", 1, 6);
+    r.add_option(OptionNumber::ETAG, etag.clone());
+    let v = h.ask(r);
+    assert_eq!(v.code(), Code::VALID);
+    assert_eq!(v.option(OptionNumber::ETAG), Some(&etag[..]));
+    assert_eq!(h.state.calls, 1);
 }

@@ -231,7 +231,43 @@ pub struct Config {
     /// if its Reset were lost, which §4.5 allows); if there is none, a CON
     /// `notify` returns `Error::NoCapacity` and a NON one is sent without
     /// being remembered.
+    ///
+    /// The same number bounds the notifications waiting for their client's
+    /// congestion slot (RFC 7641 §4.5.1), counted together with the
+    /// entries above; see
+    /// [`non_notification_interval_ms`](Self::non_notification_interval_ms).
     pub max_notifications: usize,
+    /// RFC 7641 §4.5.1: how long a NON notification counts as outstanding
+    /// towards its client ("SHOULD NOT send more than one non-confirmable
+    /// notification per round-trip time (RTT) to a client on average. If
+    /// the server cannot maintain an RTT estimate for a client, it SHOULD
+    /// NOT send more than one non-confirmable notification every 3
+    /// seconds"). The endpoint keeps no RTT estimate (ACK timings of
+    /// retransmitted CONs are ambiguous, and most observers only get NON
+    /// notifications), so the default is the RFC's 3 s. Set it to a known
+    /// RTT to go faster; zero stops NON pacing (CON notifications are still
+    /// limited to NSTART per client). In milliseconds (a `u32`, like
+    /// [`max_notification_clients`](Self::max_notification_clients), so
+    /// that `Config` stays within 256 bytes, small enough to pass by value).
+    ///
+    /// ```
+    /// use coap_proto::endpoint::Config;
+    /// assert_eq!(Config::default().non_notification_interval_ms, 3000);
+    /// assert!(core::mem::size_of::<Config>() <= 256);
+    /// ```
+    ///
+    /// Per client, at most NSTART notifications are outstanding: a CON one
+    /// until acknowledged, rejected or timed out, a NON one for this long.
+    /// A notification beyond that waits (only the newest per observation:
+    /// a newer one replaces it) and goes out when a slot frees.
+    pub non_notification_interval_ms: u32,
+    /// Clients with notification congestion state at once (RFC 7641
+    /// §4.5.1: a CON notification in flight, a NON one within
+    /// [`non_notification_interval_ms`](Self::non_notification_interval_ms), or
+    /// one waiting), each `GATE_BYTES`. A client's state goes when nothing
+    /// of it is outstanding. When full, `notify` to another client returns
+    /// `Error::NoCapacity`: it could not be paced. Default 1024.
+    pub max_notification_clients: u32,
     /// When an observation without a newer notification re-registers
     /// after the last notification's Max-Age has run out: a random time
     /// between this and three times this (default 5 s: "between 5 and 15
@@ -261,6 +297,8 @@ impl Default for Config {
             non_request_timeout: transmission.max_transmit_wait(),
             multicast_timeout: transmission.default_leisure + transmission.ack_timeout,
             max_notifications: 256,
+            non_notification_interval_ms: 3000,
+            max_notification_clients: 1024,
             observe_refresh_delay: Duration::from_secs(5),
         }
     }
@@ -294,6 +332,13 @@ pub const QUEUED_BYTES: usize = 224;
 /// and expiry indexes, and its timer. Measured: 519 with `SocketAddr`
 /// (tests/observe.rs).
 pub const NOTIFICATION_BYTES: usize = 624;
+/// Heap bytes per client with notification congestion state (RFC 7641
+/// §4.5.1: its outstanding CON count, the waiting times of its recent NON
+/// notifications and its queue of waiting observations), with its index
+/// and timer. Measured: about 380 with `SocketAddr` and NSTART 1
+/// (tests/observe.rs); part of
+/// `max_notification_clients × GATE_BYTES` in [`Config::memory_bound`].
+pub const GATE_BYTES: usize = 480;
 /// Spare buffers of `max_message_size` kept for reuse.
 pub(crate) const POOL_BUFFERS: usize = 64;
 
@@ -325,6 +370,7 @@ impl Config {
             + self.max_dedup * DEDUP_BYTES
             + self.max_dedup_bytes
             + self.max_peers * PEER_BYTES
+            + self.max_notification_clients as usize * GATE_BYTES
             + self.max_notifications * (NOTIFICATION_BYTES + msg)
             + self.max_transmit_queue * (QUEUED_BYTES + msg)
             + events_with_buffer * (QUEUED_BYTES + msg)

@@ -90,7 +90,7 @@ use core::time::Duration;
 
 use config::POOL_BUFFERS;
 pub use config::{
-    Config, DEDUP_BYTES, EXCHANGE_BYTES, NOTIFICATION_BYTES, PEER_BYTES, PENDING_BYTES,
+    Config, DEDUP_BYTES, EXCHANGE_BYTES, GATE_BYTES, NOTIFICATION_BYTES, PEER_BYTES, PENDING_BYTES,
     QUEUED_BYTES, TransmissionParameters,
 };
 pub use event::{
@@ -321,6 +321,15 @@ pub struct Stats {
     /// Notifications sent as an observed resource's server (first
     /// transmissions; retransmissions count in `retransmissions`).
     pub notifications_out: u64,
+    /// Notifications that waited for their client's congestion slot (RFC
+    /// 7641 §4.5.1) instead of going out at once.
+    pub notifications_paced: u64,
+    /// Waiting notifications replaced by a newer one of the same
+    /// observation before they went out (never sent).
+    pub notifications_replaced: u64,
+    /// Waiting notifications dropped when their turn came (no Message ID
+    /// towards the client).
+    pub notifications_dropped: u64,
 }
 
 /// A token, stored inline.
@@ -431,6 +440,39 @@ struct Notification<A> {
     /// `datagram` supersedes the CON in flight (§4.5.2) and goes out with
     /// a new Message ID when that attempt ends.
     fresh: bool,
+}
+
+/// A notification waiting for its client's congestion slot (RFC 7641
+/// §4.5.1): the newest of its observation.
+#[derive(Debug)]
+struct Waiting {
+    id: u64,
+    con: bool,
+    /// Encoded with Message ID 0; the MID is set when it goes out.
+    datagram: Vec<u8>,
+}
+
+/// Per-client congestion state of notifications (RFC 7641 §4.5.1).
+#[derive(Debug)]
+struct Gate {
+    gid: u64,
+    /// CON notifications in flight (not acknowledged, rejected or timed
+    /// out).
+    con: u16,
+    /// When the waiting time of each recent NON notification ends.
+    non: Vec<Instant>,
+    /// Observations with a notification waiting, oldest first.
+    queue: VecDeque<Tok>,
+    /// When its timer is armed.
+    wake: Option<Instant>,
+}
+
+impl Gate {
+    /// Outstanding notifications at `now` (forgetting elapsed NON times).
+    fn outstanding(&mut self, now: Instant) -> usize {
+        self.non.retain(|t| *t > now);
+        usize::from(self.con) + self.non.len()
+    }
 }
 
 #[derive(Debug)]
@@ -560,6 +602,9 @@ enum Timer {
     Delayed(u64),
     Peer(u64),
     Notification(u64),
+    /// A client's notification congestion state (RFC 7641 §4.5.1): the
+    /// waiting time of a NON notification ends.
+    Gate(u64),
 }
 
 /// Which table slot a queued event keeps until it is polled.
@@ -615,6 +660,11 @@ pub struct Endpoint<A: Address> {
     notification_of: BTreeMap<(A, Tok), u64>,
     /// Remembered NON notifications by expiry, oldest first (evicted first).
     remembered: BTreeSet<(Instant, u64)>,
+    /// Notifications waiting for their client's slot (RFC 7641 §4.5.1).
+    waiting: BTreeMap<(A, Tok), Waiting>,
+    /// Per-client notification congestion state, and its timer ids.
+    gates: BTreeMap<A, Gate>,
+    gate_ids: BTreeMap<u64, A>,
 
     dedup: BTreeMap<(A, u16), DedupEntry>,
     dedup_order: VecDeque<(A, u16, u64)>,
@@ -673,8 +723,11 @@ pub struct TableSizes {
     pub pending: usize,
     /// Separate responses awaiting their ACK, plus delayed multicast answers.
     pub separate: usize,
-    /// Notifications in flight or remembered (RFC 7641, server side).
+    /// Notifications in flight, remembered or waiting for their client's
+    /// congestion slot (RFC 7641, server side).
     pub notifications: usize,
+    /// Clients with notification congestion state (RFC 7641 §4.5.1).
+    pub notification_clients: usize,
     /// Deduplication entries.
     pub dedup: usize,
     /// Bytes of responses cached for deduplication.
@@ -741,6 +794,9 @@ impl<A: Address> Endpoint<A> {
             notifications: BTreeMap::new(),
             notification_of: BTreeMap::new(),
             remembered: BTreeSet::new(),
+            waiting: BTreeMap::new(),
+            gates: BTreeMap::new(),
+            gate_ids: BTreeMap::new(),
             dedup: BTreeMap::new(),
             dedup_order: VecDeque::new(),
             dedup_bytes: 0,
@@ -802,7 +858,8 @@ impl<A: Address> Endpoint<A> {
             requests: self.requests.len(),
             pending: self.pending.len(),
             separate: self.separate.len() + self.delayed.len(),
-            notifications: self.notifications.len(),
+            notifications: self.notifications.len() + self.waiting.len(),
+            notification_clients: self.gates.len(),
             dedup: self.dedup.len(),
             dedup_bytes: self.dedup_bytes,
             peers: self.peers.len(),
@@ -846,6 +903,11 @@ impl<A: Address> Endpoint<A> {
                 .values()
                 .map(|n| n.datagram.capacity())
                 .sum::<usize>()
+            + self
+                .waiting
+                .values()
+                .map(|w| w.datagram.capacity())
+                .sum::<usize>()
             + self.transmits.iter().map(|t| t.1.capacity()).sum::<usize>()
             + self.events.iter().map(event_buffer).sum::<usize>()
             + self.pool.iter().map(Vec::capacity).sum::<usize>();
@@ -856,6 +918,7 @@ impl<A: Address> Endpoint<A> {
             + self.reply_pool_bytes
             + t.peers * PEER_BYTES
             + t.notifications * NOTIFICATION_BYTES
+            + t.notification_clients * GATE_BYTES
             + (t.transmits + t.events) * QUEUED_BYTES
             + retained
     }
@@ -1107,6 +1170,14 @@ impl<A: Address> Endpoint<A> {
                 }
                 Timer::Peer(pid) => self.peer_timer(now, pid),
                 Timer::Notification(key) => self.notification_timer(now, key),
+                Timer::Gate(gid) => {
+                    if let Some(&peer) = self.gate_ids.get(&gid) {
+                        if let Some(g) = self.gates.get_mut(&peer) {
+                            g.wake = None;
+                        }
+                        self.release_gate(now, peer);
+                    }
+                }
                 Timer::Pending(h) => {
                     // RFC 7252 §4.8.2: after EXCHANGE_LIFETIME no client
                     // waits for this answer any more; free the slot.
@@ -2282,10 +2353,22 @@ impl<A: Address> Endpoint<A> {
     /// parameters; timed out: with a new Message ID, the retransmission
     /// counter incremented and the timeout doubled; after the last attempt
     /// it times out instead), and the superseded notification reports
-    /// nothing more. So at most one notification per observation is in
-    /// flight (RFC 7641 §4.5.1 with NSTART 1).
+    /// nothing more.
     ///
-    /// Bounded by [`Config::max_notifications`].
+    /// Congestion control per client (§4.5.1), across all its
+    /// observations: at most NSTART notifications are outstanding to
+    /// `peer`, a CON one until it is acknowledged, rejected or times out,
+    /// a NON one for [`Config::non_notification_interval_ms`] (default 3 s).
+    /// Beyond that the notification waits (returning its id as usual):
+    /// only the newest of each observation is kept (an older waiting one
+    /// is replaced and reports nothing; if either was CON it goes as CON),
+    /// and waiting observations go out oldest first as the client's slots
+    /// free; a NON waiting time's end shows in
+    /// [`poll_timeout`](Self::poll_timeout).
+    ///
+    /// Bounded by [`Config::max_notifications`] (entries in flight,
+    /// remembered or waiting) and [`Config::max_notification_clients`]
+    /// (clients with congestion state; beyond it: `Error::NoCapacity`).
     ///
     /// ```
     /// # use coap_proto::endpoint::{Config, Endpoint, Event};
@@ -2375,30 +2458,130 @@ impl<A: Address> Endpoint<A> {
             }
             return Ok(NotificationId(id));
         }
-        let max = self.config.max_notifications;
-        if existing.is_none() && self.notifications.len() + self.held_notifications >= max {
-            // Forget the oldest remembered NON notification (§4.5: "a
-            // server can always pretend that a Reset message rejecting a
-            // non-confirmable notification was lost").
-            if let Some(&(_, oldest)) = self.remembered.first()
-                && let Some(n) = self.remove_notification(oldest)
-            {
-                self.recycle(n.datagram);
-            }
-        }
-        let slot = existing.is_some() || self.notifications.len() + self.held_notifications < max;
-        if confirmable && !slot {
+        let nstart = usize::from(self.config.transmission.nstart.max(1));
+        // RFC 7641 §4.5.1: a slot that freed while no timer ran goes to the
+        // notifications waiting for it first.
+        self.pump_notifications(now, peer);
+        let busy = self
+            .gates
+            .get_mut(&peer)
+            .is_some_and(|g| g.outstanding(now) >= nstart || !g.queue.is_empty());
+        if !self.gates.contains_key(&peer)
+            && self.gates.len() >= self.config.max_notification_clients as usize
+        {
+            // No room for this client's congestion state: sending would be
+            // unpaced.
             return Err(Error::NoCapacity);
         }
-        let mid = self.alloc_mid(now, peer)?;
         let ty = if confirmable {
             MessageType::Con
         } else {
             MessageType::Non
         };
-        let datagram = self.encode_with(ty, code, mid, token, build)?;
-        self.schedule_peer_expiry(peer);
+        let mut datagram = self.encode_with(ty, code, 0, token, build)?;
         let id = self.new_id();
+        if !busy {
+            self.transmit_notification(now, peer, tok, id, confirmable, datagram)?;
+            return Ok(NotificationId(id));
+        }
+        // §4.5.1: the client has NSTART notifications outstanding. A
+        // notification is state: only the newest of each observation waits.
+        if let Some(w) = self.waiting.get_mut(&(peer, tok)) {
+            if w.con && !confirmable {
+                // A CON that was due stays CON (§4.5).
+                if let Some(b) = datagram.first_mut() {
+                    *b &= !0x30;
+                }
+            }
+            w.con |= confirmable;
+            w.id = id;
+            let old = core::mem::replace(&mut w.datagram, datagram);
+            self.recycle(old);
+            self.stats.notifications_replaced += 1;
+            return Ok(NotificationId(id));
+        }
+        if !self.notification_room() {
+            self.recycle(datagram);
+            return Err(Error::NoCapacity);
+        }
+        self.waiting.insert(
+            (peer, tok),
+            Waiting {
+                id,
+                con: confirmable,
+                datagram,
+            },
+        );
+        if let Some(g) = self.gates.get_mut(&peer) {
+            g.queue.push_back(tok);
+        }
+        self.stats.notifications_paced += 1;
+        Ok(NotificationId(id))
+    }
+
+    /// Whether one more notification entry fits in `max_notifications`
+    /// (in flight, remembered, waiting, or with its outcome event queued),
+    /// after forgetting the oldest remembered NON notification if needed
+    /// (§4.5: "a server can always pretend that a Reset message rejecting
+    /// a non-confirmable notification was lost").
+    fn notification_room(&mut self) -> bool {
+        let max = self.config.max_notifications;
+        let used = |ep: &Self| ep.notifications.len() + ep.waiting.len() + ep.held_notifications;
+        if used(self) >= max
+            && let Some(&(_, oldest)) = self.remembered.first()
+            && let Some(n) = self.remove_notification(oldest)
+        {
+            self.recycle(n.datagram);
+        }
+        used(self) < max
+    }
+
+    /// Sends a notification encoded with Message ID 0 now: assigns its
+    /// MID, remembers it (CON: to retransmit; NON: its MID, for a Reset)
+    /// and counts it against its client's congestion state.
+    // The bookkeeping of §4.5 and §4.5.2 in order.
+    #[allow(clippy::too_many_lines)]
+    fn transmit_notification(
+        &mut self,
+        now: Instant,
+        peer: A,
+        tok: Tok,
+        id: u64,
+        confirmable: bool,
+        mut datagram: Vec<u8>,
+    ) -> Result<(), Error> {
+        let existing = self.notification_of.get(&(peer, tok)).copied();
+        if let Some(key) = existing
+            && let Some(n) = self.notifications.get_mut(&key)
+            && n.con
+        {
+            // §4.5.2: a CON of this observation is in flight: this one
+            // supersedes it (as CON, whatever it was).
+            if let Some(b) = datagram.first_mut() {
+                *b &= !0x30;
+            }
+            let old = core::mem::replace(&mut n.datagram, datagram);
+            n.fresh = true;
+            n.id = id;
+            self.recycle(old);
+            return Ok(());
+        }
+        let slot = existing.is_some() || self.notification_room();
+        if confirmable && !slot {
+            self.recycle(datagram);
+            return Err(Error::NoCapacity);
+        }
+        let mid = match self.alloc_mid(now, peer) {
+            Ok(m) => m,
+            Err(e) => {
+                self.recycle(datagram);
+                return Err(e);
+            }
+        };
+        if let Some(h) = datagram.get_mut(2..4) {
+            h.copy_from_slice(&mid.to_be_bytes());
+        }
+        self.schedule_peer_expiry(peer);
         self.stats.notifications_out += 1;
         // The observation's previous NON notification: its Message ID stays
         // recognized for one more notification.
@@ -2409,9 +2592,10 @@ impl<A: Address> Endpoint<A> {
                 self.recycle(n.datagram);
                 mid
             });
+        self.gate_sent(now, peer, confirmable);
         if !slot {
             self.send(peer, datagram);
-            return Ok(NotificationId(id));
+            return Ok(());
         }
         let (deadline, backoff, kept) = if confirmable {
             let timeout = self.initial_timeout();
@@ -2458,7 +2642,101 @@ impl<A: Address> Endpoint<A> {
                 fresh: false,
             },
         );
-        Ok(NotificationId(id))
+        Ok(())
+    }
+
+    // ----- notification congestion control (RFC 7641 §4.5.1) ----------------
+
+    /// Counts a notification just sent to `peer` as outstanding: a CON one
+    /// until its outcome, a NON one for `non_notification_interval_ms`.
+    fn gate_sent(&mut self, now: Instant, peer: A, con: bool) {
+        let interval = Duration::from_millis(u64::from(self.config.non_notification_interval_ms));
+        if !con && interval.is_zero() {
+            return;
+        }
+        if !self.gates.contains_key(&peer) {
+            let gid = self.new_id();
+            self.gate_ids.insert(gid, peer);
+            self.gates.insert(
+                peer,
+                Gate {
+                    gid,
+                    con: 0,
+                    non: Vec::new(),
+                    queue: VecDeque::new(),
+                    wake: None,
+                },
+            );
+        }
+        if let Some(g) = self.gates.get_mut(&peer) {
+            if con {
+                g.con = g.con.saturating_add(1);
+            } else {
+                g.non.push(now + interval);
+            }
+        }
+        self.arm_gate(peer);
+    }
+
+    /// Arms the client's timer at the end of its earliest NON waiting time.
+    fn arm_gate(&mut self, peer: A) {
+        let Some(g) = self.gates.get_mut(&peer) else {
+            return;
+        };
+        let next = g.non.iter().min().copied();
+        if g.wake == next {
+            return;
+        }
+        let old = core::mem::replace(&mut g.wake, next);
+        let gid = g.gid;
+        self.disarm(old, Timer::Gate(gid));
+        if let Some(at) = next {
+            self.arm(at, Timer::Gate(gid));
+        }
+    }
+
+    /// Sends the waiting notifications of `peer`, oldest observation
+    /// first, while it has fewer than NSTART outstanding.
+    fn pump_notifications(&mut self, now: Instant, peer: A) {
+        let nstart = usize::from(self.config.transmission.nstart.max(1));
+        loop {
+            let Some(g) = self.gates.get_mut(&peer) else {
+                return;
+            };
+            if g.outstanding(now) >= nstart {
+                break;
+            }
+            let Some(tok) = g.queue.pop_front() else {
+                break;
+            };
+            let Some(w) = self.waiting.remove(&(peer, tok)) else {
+                continue;
+            };
+            if self
+                .transmit_notification(now, peer, tok, w.id, w.con, w.datagram)
+                .is_err()
+            {
+                self.stats.notifications_dropped += 1;
+            }
+        }
+        self.arm_gate(peer);
+    }
+
+    /// A slot of `peer` may have freed: send what waits, and forget the
+    /// client's state once nothing is outstanding or waiting.
+    fn release_gate(&mut self, now: Instant, peer: A) {
+        self.pump_notifications(now, peer);
+        let Some(g) = self.gates.get_mut(&peer) else {
+            return;
+        };
+        if g.outstanding(now) == 0 && g.queue.is_empty() {
+            let (gid, wake) = (g.gid, g.wake);
+            self.gates.remove(&peer);
+            self.gate_ids.remove(&gid);
+            self.disarm(wake, Timer::Gate(gid));
+        } else {
+            self.arm_gate(peer);
+        }
     }
 
     /// Stops every notification of the observation (`peer`, `token`): no
@@ -2476,17 +2754,26 @@ impl<A: Address> Endpoint<A> {
     /// # Ok::<(), coap_proto::endpoint::Error>(())
     /// ```
     pub fn cancel_notification(&mut self, now: Instant, peer: A, token: &[u8]) -> bool {
-        self.advance(now);
-        let Some(&key) = self.notification_of.get(&(peer, Tok::new(token))) else {
-            return false;
-        };
-        match self.remove_notification(key) {
-            Some(n) => {
-                self.recycle(n.datagram);
-                true
+        let now = self.advance(now);
+        let tok = Tok::new(token);
+        let mut found = false;
+        if let Some(w) = self.waiting.remove(&(peer, tok)) {
+            self.recycle(w.datagram);
+            if let Some(g) = self.gates.get_mut(&peer) {
+                g.queue.retain(|t| *t != tok);
             }
-            None => false,
+            found = true;
         }
+        if let Some(&key) = self.notification_of.get(&(peer, tok))
+            && let Some(n) = self.remove_notification(key)
+        {
+            self.recycle(n.datagram);
+            found = true;
+        }
+        if found {
+            self.release_gate(now, peer);
+        }
+        found
     }
 
     /// Removes a notification entry and everything that points to it.
@@ -2500,7 +2787,13 @@ impl<A: Address> Endpoint<A> {
         if self.notification_of.get(&(n.peer, n.token)) == Some(&key) {
             self.notification_of.remove(&(n.peer, n.token));
         }
-        if !n.con {
+        if n.con {
+            // RFC 7641 §4.5.1: no longer outstanding (the caller lets the
+            // client's next notification go).
+            if let Some(g) = self.gates.get_mut(&n.peer) {
+                g.con = g.con.saturating_sub(1);
+            }
+        } else {
             self.remembered.remove(&(n.deadline, key));
         }
         self.disarm(Some(n.deadline), Timer::Notification(key));
@@ -2525,12 +2818,13 @@ impl<A: Address> Endpoint<A> {
             // notification is dropped with it, §4.5.2 step 2).
             self.stats.timeouts += 1;
             if let Some(n) = self.remove_notification(key) {
-                let id = n.id;
+                let (id, peer) = (n.id, n.peer);
                 self.recycle(n.datagram);
                 self.push_event(
                     Event::NotificationTimedOut(NotificationId(id)),
                     Hold::Notification,
                 );
+                self.release_gate(now, peer);
             }
             return;
         }
@@ -2597,18 +2891,39 @@ impl<A: Address> Endpoint<A> {
         }
         if !n.fresh {
             if let Some(n) = self.remove_notification(key) {
-                let id = n.id;
+                let (id, peer) = (n.id, n.peer);
                 self.recycle(n.datagram);
                 self.push_event(
                     Event::NotificationDelivered(NotificationId(id)),
                     Hold::Notification,
                 );
+                self.release_gate(now, peer);
             }
+            return;
+        }
+        let peer = n.peer;
+        if self.gates.get(&peer).is_some_and(|g| !g.queue.is_empty()) {
+            // §4.5.1: the client's slot is free and other observations of
+            // it waited longer: the newer notification queues behind them
+            // (still CON) instead of taking the slot again at once.
+            if let Some(n) = self.remove_notification(key) {
+                self.waiting.insert(
+                    (peer, n.token),
+                    Waiting {
+                        id: n.id,
+                        con: true,
+                        datagram: n.datagram,
+                    },
+                );
+                if let Some(g) = self.gates.get_mut(&peer) {
+                    g.queue.push_back(n.token);
+                }
+            }
+            self.release_gate(now, peer);
             return;
         }
         // §4.5.2 step 4: the attempt was acknowledged, so the newer
         // notification goes out now with fresh transmission parameters.
-        let peer = n.peer;
         let Ok(m) = self.alloc_mid(now, peer) else {
             return; // the timer sends it when Message IDs allow
         };
@@ -2974,12 +3289,13 @@ impl<A: Address> Endpoint<A> {
                     // notification: the client is no longer interested.
                     Some(MidOwner::Notification(key)) => {
                         if let Some(n) = self.remove_notification(key) {
-                            let id = n.id;
+                            let (id, peer) = (n.id, n.peer);
                             self.recycle(n.datagram);
                             self.push_event(
                                 Event::NotificationRejected(NotificationId(id)),
                                 Hold::Notification,
                             );
+                            self.release_gate(now, peer);
                         }
                     }
                     None => self.stats.unexpected += 1,

@@ -134,6 +134,7 @@
     clippy::alloc_instead_of_core
 )]
 
+mod cache;
 mod links;
 mod observe;
 mod resource;
@@ -145,6 +146,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::time::Duration;
 
+pub use cache::CACHE_ENTRY_BYTES;
 pub use observe::OBSERVER_BYTES;
 pub use resource::{BodyBlock, ETag, Reply, Request, Resource, ResourceId, ResourceState};
 pub use transfer::TRANSFER_BYTES;
@@ -156,6 +158,7 @@ use crate::message::{
     OptionNumber, encode_uint,
 };
 use crate::time::Instant;
+use cache::{Cache, RepKey};
 use observe::{Observers, Token};
 use transfer::{Body, Transfer, TransferKey, Transfers};
 
@@ -266,6 +269,15 @@ pub struct ServerConfig {
     /// ... and at least one notification in this interval is CON
     /// (RFC 7641 §4.5: "at least every 24 hours", the default).
     pub notify_con_interval: Duration,
+    /// Representations kept for their follow-up Block2 blocks (see
+    /// [`Server::invalidate`]); 0 disables the cache. When full, the least
+    /// recently used one goes. Default 16.
+    pub max_cached_representations: usize,
+    /// The total memory of the kept representations: their encoded size,
+    /// key and [`CACHE_ENTRY_BYTES`] each. A new one evicts the least
+    /// recently used ones until it fits; one larger than this alone is not
+    /// kept (its blocks then run the handler each). Default 4 MiB.
+    pub max_cache_memory: usize,
 }
 
 impl Default for ServerConfig {
@@ -286,6 +298,8 @@ impl Default for ServerConfig {
             notify_con: false,
             notify_con_every: 10,
             notify_con_interval: Duration::from_secs(24 * 60 * 60),
+            max_cached_representations: 16,
+            max_cache_memory: 4 * 1024 * 1024,
         }
     }
 }
@@ -365,6 +379,14 @@ pub struct ServerStats {
     /// Notifications not sent: the handler answered later, or the endpoint
     /// refused (no Message ID or buffer).
     pub notifications_skipped: u64,
+    /// Block2 answers sliced from a kept representation, without running
+    /// the handler.
+    pub cache_hits: u64,
+    /// Representations kept for their follow-up blocks.
+    pub cache_stores: u64,
+    /// Kept representations dropped because the resource changed
+    /// ([`Server::invalidate`], an unsafe request, or a new state ETag).
+    pub cache_invalidations: u64,
 }
 
 /// Why [`Server::add`] refused a resource.
@@ -418,6 +440,8 @@ struct Shape<A> {
     max_age: Option<u32>,
     /// Where to keep a sliced response of an unsafe method.
     cache: Option<TransferKey<A>>,
+    /// Where to keep a sliced representation of a safe method.
+    rep: Option<RepKey>,
     /// A registration to make if the answer is 2.xx (RFC 7641 §4.1).
     observe: Option<Registration<A>>,
 }
@@ -446,11 +470,16 @@ enum Outcome<A> {
     Plain(MessageBuf),
     /// A follow-up block of a cached response.
     Cached(TransferKey<A>, Shape<A>),
+    /// A block of a kept representation of a safe request.
+    Kept(RepKey, Shape<A>),
     /// Answered later; `true` acknowledges now.
     Later(Shape<A>, bool),
 }
 
 /// What the Block1 step decided.
+// A transient return value of one function, never stored: its size does
+// not matter, boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 enum Step<A> {
     Done(Outcome<A>),
     /// The whole body, and the Block1 to echo.
@@ -600,6 +629,7 @@ pub struct Server<A: Address, S = ()> {
     by_key: BTreeMap<Vec<u8>, usize>,
     scratch: Vec<u8>,
     transfers: Transfers<A>,
+    cache: Cache,
     separate: BTreeMap<ResponseHandle, Separate<A>>,
     separate_expiry: BTreeSet<(Instant, ResponseHandle)>,
     observers: Observers<A>,
@@ -615,6 +645,8 @@ impl<A: Address, S> fmt::Debug for Server<A, S> {
             .field("resources", &self.resources)
             .field("transfers", &self.transfers.len())
             .field("transfer_memory", &self.transfers.memory())
+            .field("cached", &self.cache.len())
+            .field("cache_memory", &self.cache.memory())
             .field("separate", &self.separate.len())
             .field("observers", &self.observers.len())
             .field("stats", &self.stats)
@@ -642,6 +674,7 @@ impl<A: Address, S> Server<A, S> {
             by_key: BTreeMap::new(),
             scratch: Vec::new(),
             transfers: Transfers::new(),
+            cache: Cache::new(),
             separate: BTreeMap::new(),
             separate_expiry: BTreeSet::new(),
             observers: Observers::new(),
@@ -699,6 +732,24 @@ impl<A: Address, S> Server<A, S> {
         self.resources.push(resource);
         self.sequences.push(0);
         Ok(ResourceId(id))
+    }
+
+    /// The id of the resource registered at `path` (written as for
+    /// [`Resource::new`]), if any.
+    ///
+    /// ```
+    /// # use coap_proto::server::{Resource, Server, ServerConfig};
+    /// let mut server: Server<u8> = Server::new(ServerConfig::default());
+    /// let id = server.add(Resource::new("/a/b"))?;
+    /// assert_eq!(server.find("a/b"), Some(id));
+    /// assert_eq!(server.find("/a"), None);
+    /// # Ok::<(), coap_proto::server::ServerError>(())
+    /// ```
+    #[must_use]
+    pub fn find(&self, path: &str) -> Option<ResourceId> {
+        let mut key = Vec::new();
+        path_key(path, &mut key).ok()?;
+        self.by_key.get(&key).map(|&i| ResourceId(i))
     }
 
     /// The path of a registered resource.
@@ -759,6 +810,85 @@ impl<A: Address, S> Server<A, S> {
         self.transfers.memory()
     }
 
+    /// Representations kept for their follow-up Block2 blocks.
+    ///
+    /// ```
+    /// # use coap_proto::server::{Server, ServerConfig};
+    /// let server: Server<u8> = Server::new(ServerConfig::default());
+    /// assert_eq!(server.cached_representations(), 0);
+    /// ```
+    #[must_use]
+    pub fn cached_representations(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// The memory charged to kept representations now; never above
+    /// [`ServerConfig::max_cache_memory`].
+    ///
+    /// ```
+    /// # use coap_proto::server::{Server, ServerConfig};
+    /// let server: Server<u8> = Server::new(ServerConfig::default());
+    /// assert_eq!(server.cache_memory(), 0);
+    /// ```
+    #[must_use]
+    pub fn cache_memory(&self) -> usize {
+        self.cache.memory()
+    }
+
+    /// All the memory the layer charges to its tables: block-wise
+    /// transfers ([`transfer_memory`](Self::transfer_memory)), kept
+    /// representations ([`cache_memory`](Self::cache_memory)), observers
+    /// ([`observer_memory`](Self::observer_memory)) and requests answered
+    /// later ([`SEPARATE_BYTES`] each).
+    ///
+    /// ```
+    /// # use coap_proto::server::{Server, ServerConfig};
+    /// let server: Server<u8> = Server::new(ServerConfig::default());
+    /// assert_eq!(server.memory_usage(), 0);
+    /// ```
+    #[must_use]
+    pub fn memory_usage(&self) -> usize {
+        self.transfers.memory()
+            + self.cache.memory()
+            + self.observers.memory()
+            + self.separate.len() * SEPARATE_BYTES
+    }
+
+    /// Marks `resource` changed: the representations kept for its Block2
+    /// follow-up blocks are dropped, so the next block runs the handler
+    /// again and, if the representation changed, carries a new ETag (RFC
+    /// 7959 §2.4). [`notify_changed`](Self::notify_changed) and every
+    /// request with a method other than GET and FETCH to the resource do
+    /// this too; call it when the application changes a resource by other
+    /// means. (A resource with a [`state`](Resource::state) probe is also
+    /// checked against its ETag before a kept representation is used.)
+    ///
+    /// The layer keeps a representation of a GET or FETCH answered in
+    /// more than one block, keyed by the resource, the method, the
+    /// negotiated Content-Format, the Uri-Query options and the FETCH
+    /// body (not the client: clients asking the same share it), until its
+    /// Max-Age ends (at most [`ServerConfig::transfer_lifetime`]): Max-Age
+    /// is how long the representation may be used as fresh at all (RFC
+    /// 7252 §5.6.1), so it also bounds how long the layer serves it
+    /// unchecked. A handler whose answer depends on anything else (the
+    /// client, the time) should be [`uncached`](Resource::uncached).
+    ///
+    /// ```
+    /// use coap_proto::server::{Reply, Resource, Server, ServerConfig};
+    /// use coap_proto::ContentFormat;
+    /// let mut server: Server<u8, Vec<u8>> = Server::new(ServerConfig::default());
+    /// let id = server.add(Resource::new("/big").get(|d: &mut Vec<u8>, _| {
+    ///     Reply::content(ContentFormat::OCTET_STREAM, d.clone())
+    /// }))?;
+    /// // ... the application changes the data behind /big:
+    /// server.invalidate(id);
+    /// assert_eq!(server.cached_representations(), 0);
+    /// # Ok::<(), coap_proto::server::ServerError>(())
+    /// ```
+    pub fn invalidate(&mut self, resource: ResourceId) {
+        self.stats.cache_invalidations += self.cache.invalidate(resource.0) as u64;
+    }
+
     /// Requests answered later that the layer still remembers.
     ///
     /// ```
@@ -783,12 +913,14 @@ impl<A: Address, S> Server<A, S> {
     /// ```
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let a = self.transfers.next_expiry();
-        let b = self.separate_expiry.first().map(|(t, _)| *t);
-        match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.transfers.next_expiry(),
+            self.separate_expiry.first().map(|(t, _)| *t),
+            self.cache.next_expiry(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Drops transfers idle for [`ServerConfig::transfer_lifetime`] (a later
@@ -818,6 +950,7 @@ impl<A: Address, S> Server<A, S> {
     fn expire(&mut self, now: Instant, budget: usize) {
         let n = self.transfers.expire(now, budget);
         self.stats.transfers_expired += n as u64;
+        self.cache.expire(now, budget);
         for _ in 0..budget {
             let Some(&(at, h)) = self.separate_expiry.first() else {
                 break;
@@ -1029,6 +1162,8 @@ impl<A: Address, S> Server<A, S> {
             format,
             max_age: res.max_age,
             cache: (!safe).then(|| key.clone()),
+            rep: (safe && !res.uncached && msg.block1().is_none())
+                .then(|| RepKey::new(idx, format.map(|f| f.0), msg)),
             observe: None,
         };
         if index_get {
@@ -1054,6 +1189,26 @@ impl<A: Address, S> Server<A, S> {
                 });
             } else {
                 self.stats.observe_refused += 1;
+            }
+        }
+        // RFC 7959 §2.4: a block of a representation kept from an earlier
+        // request is sliced from it (the handler does not run again). A
+        // registration runs the handler (RFC 7641 §4.1 wants its answer).
+        if let Some(k) = &shape.rep
+            && shape.observe.is_none()
+        {
+            if let ResourceState::Present(Some(e)) = current
+                && self
+                    .cache
+                    .peek(k)
+                    .is_some_and(|m| m.option(OptionNumber::ETAG) != Some(e.as_bytes()))
+            {
+                // The resource's state moved on without an invalidation.
+                self.stats.cache_invalidations += self.cache.invalidate(idx) as u64;
+            }
+            if self.cache.is_fresh(k, now) {
+                let k = k.clone();
+                return Outcome::Kept(k, shape);
             }
         }
         // RFC 7959 §2.7: the rest of an unsafe request's response comes from
@@ -1094,6 +1249,11 @@ impl<A: Address, S> Server<A, S> {
             Some((_, h)) => h(state, &request),
             None => Reply::status(Code::INTERNAL_SERVER_ERROR),
         };
+        if !safe {
+            // PUT, POST, DELETE, PATCH, ... may change the resource: its
+            // kept representations go.
+            self.stats.cache_invalidations += self.cache.invalidate(idx) as u64;
+        }
         if let Some(b) = block
             && !b.last
             && matches!(&reply, Reply::Now(m) if !m.code().is_success())
@@ -1164,6 +1324,7 @@ impl<A: Address, S> Server<A, S> {
             format: Some(ContentFormat::LINK_FORMAT),
             max_age: None,
             cache: None,
+            rep: None,
             observe: None,
         });
         let mut m = MessageBuf::new(MessageType::Ack, Code::CONTENT);
@@ -1362,6 +1523,7 @@ impl<A: Address, S> Server<A, S> {
             Outcome::Cached(key, shape) => {
                 self.send_cached(ep, now, handle, &key, &shape, max_message)
             }
+            Outcome::Kept(key, shape) => self.send_kept(ep, now, handle, &key, &shape, max_message),
             Outcome::Later(shape, ack) => {
                 if self.separate.len() >= self.config.max_separate {
                     self.stats.busy += 1;
@@ -1383,6 +1545,7 @@ impl<A: Address, S> Server<A, S> {
 
     /// Post-processes a representation (see [`Reply`]) and sends it, or the
     /// block of it the request asks for.
+    #[allow(clippy::too_many_lines)] // the post-processing steps of `Reply`, in order
     fn send_shaped(
         &mut self,
         ep: &mut Endpoint<A>,
@@ -1479,6 +1642,15 @@ impl<A: Address, S> Server<A, S> {
             Ok(Some((start, end, more))) => {
                 self.stats.blocks_sent += 1;
                 let r = self.emit_or_fail(ep, now, handle, &m, Some((start, end)));
+                if let Some(key) = &shape.rep
+                    && code == Code::CONTENT
+                    && m.payload().len() > end - start
+                {
+                    // A representation of more than one block: keep it for
+                    // the follow-up blocks (moved, not copied).
+                    self.keep(now, key.clone(), m);
+                    return r;
+                }
                 if more
                     && start == 0
                     && let Some(key) = shape.cache.clone()
@@ -1495,6 +1667,87 @@ impl<A: Address, S> Server<A, S> {
                 }
                 r
             }
+        }
+    }
+
+    /// Keeps a sliced representation of a safe request (see
+    /// [`Server::invalidate`]) until its Max-Age (default 60 s, RFC 7252
+    /// §5.10.5) or [`ServerConfig::transfer_lifetime`] ends, whichever is
+    /// first.
+    fn keep(&mut self, now: Instant, key: RepKey, mut m: MessageBuf) {
+        let max_age = m
+            .option(OptionNumber::MAX_AGE)
+            .map_or(Ok(60), crate::message::decode_uint)
+            .unwrap_or(0);
+        let life = Duration::from_secs(u64::from(max_age)).min(self.config.transfer_lifetime);
+        if life.is_zero() {
+            return;
+        }
+        m.remove_option(OptionNumber::OBSERVE);
+        m.remove_option(OptionNumber::BLOCK2);
+        m.remove_option(OptionNumber::SIZE2);
+        let (count, memory) = (
+            self.config.max_cached_representations,
+            self.config.max_cache_memory,
+        );
+        if self.cache.insert(key, m, now + life, count, memory) {
+            self.stats.cache_stores += 1;
+        }
+    }
+
+    /// A block of a kept representation of a safe request (RFC 7959 §2.4),
+    /// with the same validation (2.03) as a fresh one.
+    fn send_kept(
+        &mut self,
+        ep: &mut Endpoint<A>,
+        now: Instant,
+        handle: ResponseHandle,
+        key: &RepKey,
+        shape: &Shape<A>,
+        max_message: usize,
+    ) -> Result<(), EndpointError> {
+        let szx = self.config.block2_szx;
+        let Some(m) = self.cache.get_mut(key, now) else {
+            let e = plain(Code::INTERNAL_SERVER_ERROR, "");
+            return emit(ep, now, handle, &e, None);
+        };
+        self.stats.cache_hits += 1;
+        // RFC 7252 §5.10.6.2: the client already has this representation.
+        if let Some(e) = m.option(OptionNumber::ETAG).and_then(ETag::new)
+            && shape.etags.contains(&e)
+        {
+            self.stats.valid += 1;
+            let mut v = MessageBuf::new(MessageType::Ack, Code::VALID);
+            v.add_option(OptionNumber::ETAG, e.as_bytes());
+            if let Some(age) = m.option(OptionNumber::MAX_AGE) {
+                v.add_option(OptionNumber::MAX_AGE, age);
+            }
+            return emit(ep, now, handle, &v, None);
+        }
+        m.remove_option(OptionNumber::BLOCK2);
+        m.remove_option(OptionNumber::SIZE2);
+        let range = match slice(m, shape.block2, shape.size2, szx, max_message) {
+            Err(()) => {
+                self.stats.bad_requests += 1;
+                let e = plain(
+                    Code::BAD_OPTION,
+                    "Block2 beyond the end of the representation",
+                );
+                return emit(ep, now, handle, &e, None);
+            }
+            Ok(None) => None,
+            Ok(Some((start, end, _))) => {
+                self.stats.blocks_sent += 1;
+                Some((start, end))
+            }
+        };
+        match emit(ep, now, handle, m, range) {
+            Err(EndpointError::Encode(_) | EndpointError::InvalidCode) => {
+                self.stats.respond_errors += 1;
+                let e = MessageBuf::new(MessageType::Ack, Code::INTERNAL_SERVER_ERROR);
+                emit(ep, now, handle, &e, None)
+            }
+            r => r,
         }
     }
 

@@ -255,6 +255,14 @@ impl<A: Address, S> Server<A, S> {
     /// whose Content-Format differs from the first response's (sent as
     /// 4.06 Not Acceptable). Returns the number of notifications sent.
     ///
+    /// The endpoint limits what is outstanding per client across all its
+    /// observations (RFC 7641 §4.5.1: NSTART, and one NON notification per
+    /// [`Config::non_notification_interval_ms`](crate::endpoint::Config::non_notification_interval_ms),
+    /// 3 s by default): a notification beyond that waits in the endpoint,
+    /// and a newer change of the same observation replaces it, so the
+    /// client gets the newest state when its slot frees. It still counts
+    /// as sent here.
+    ///
     /// Pass every later event to [`handle_event`](Self::handle_event): a
     /// Reset or a CON notification that times out removes the observer
     /// (§4.5).
@@ -299,6 +307,8 @@ impl<A: Address, S> Server<A, S> {
         state: &mut S,
     ) -> usize {
         let now = self.advance(now);
+        // RFC 7959 §2.4: no block of the old representation after this.
+        self.invalidate(resource);
         let Some(seq) = self.sequences.get_mut(resource.0) else {
             return 0;
         };

@@ -343,6 +343,7 @@ pub struct Resource<A, S = ()> {
     pub(crate) index: bool,
     pub(crate) max_age: Option<u32>,
     pub(crate) stream: bool,
+    pub(crate) uncached: bool,
     pub(crate) max_body: Option<usize>,
     pub(crate) state: Option<StateProbe<S>>,
 }
@@ -400,6 +401,7 @@ impl<A, S> Resource<A, S> {
             index: false,
             max_age: None,
             stream: false,
+            uncached: false,
             max_body: None,
             state: None,
         }
@@ -660,6 +662,23 @@ impl<A, S> Resource<A, S> {
     #[must_use]
     pub fn stream_blocks(mut self) -> Self {
         self.stream = true;
+        self
+    }
+
+    /// Runs the GET (or FETCH) handler for every Block2 block instead of
+    /// slicing the follow-up blocks from the representation the layer kept
+    /// (see [`Server::invalidate`](super::Server::invalidate)): for a
+    /// handler whose answer depends on more than the resource, Accept, the
+    /// query and the FETCH body (e.g. on the client).
+    ///
+    /// ```
+    /// # use coap_proto::server::Resource;
+    /// let r: Resource<u8> = Resource::new("/whoami").uncached();
+    /// # let _ = r;
+    /// ```
+    #[must_use]
+    pub fn uncached(mut self) -> Self {
+        self.uncached = true;
         self
     }
 
