@@ -154,8 +154,7 @@ impl Net {
             }
             while let Some(t) = self.server_ep.poll_transmit(&mut buf).unwrap() {
                 moved = true;
-                self.client
-                    .handle_datagram(self.now, SERVER, &buf[..t.len]);
+                self.client.handle_datagram(self.now, SERVER, &buf[..t.len]);
             }
             while let Some(ev) = self.client.poll_event() {
                 moved = true;
@@ -217,12 +216,13 @@ impl Net {
             .filter_map(|(at, e)| match e {
                 ClientEvent::Notification { message, .. } => Some((
                     *at,
+                    message.option(OptionNumber::OBSERVE).map_or(u32::MAX, |v| {
+                        v.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b))
+                    }),
                     message
-                        .option(OptionNumber::OBSERVE)
-                        .map_or(u32::MAX, |v| {
-                            v.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b))
-                        }),
-                    message.option(OptionNumber::ETAG).unwrap_or_default().to_vec(),
+                        .option(OptionNumber::ETAG)
+                        .unwrap_or_default()
+                        .to_vec(),
                     message.payload().to_vec(),
                 )),
                 _ => None,
@@ -263,7 +263,11 @@ impl Net {
         assert_eq!(self.transfers.memory(), 0);
         let until = self.now + std::time::Duration::from_secs(1000);
         self.advance(until);
-        assert!(self.client.tables().is_empty(), "{:?}", self.client.tables());
+        assert!(
+            self.client.tables().is_empty(),
+            "{:?}",
+            self.client.tables()
+        );
         assert_eq!(self.server.transfer_count(), 0);
     }
 }
@@ -304,9 +308,15 @@ fn large_notification_is_completed_with_plain_gets() {
         assert_eq!(*at, t1);
         assert_eq!(m.code(), Code::GET);
         assert_eq!(m.ty(), MessageType::Con);
-        assert_ne!(m.token(), &token[..], "RFC 7959 §3.4: not the observation's token");
-        let opts: Vec<(u16, Vec<u8>)> =
-            m.options().map(|o| (o.number.0, o.value.to_vec())).collect();
+        assert_ne!(
+            m.token(),
+            &token[..],
+            "RFC 7959 §3.4: not the observation's token"
+        );
+        let opts: Vec<(u16, Vec<u8>)> = m
+            .options()
+            .map(|o| (o.number.0, o.value.to_vec()))
+            .collect();
         let num = Block::from_value(m.option(OptionNumber::BLOCK2).unwrap())
             .unwrap()
             .num();
@@ -315,7 +325,10 @@ fn large_notification_is_completed_with_plain_gets() {
             opts,
             [
                 (11, b"big".to_vec()),
-                (23, Block::new(num, false, 2).unwrap().to_uint().to_be_bytes()[3..].to_vec()),
+                (
+                    23,
+                    Block::new(num, false, 2).unwrap().to_uint().to_be_bytes()[3..].to_vec()
+                ),
             ]
         );
     }
@@ -335,7 +348,10 @@ fn large_notification_is_completed_with_plain_gets() {
         .unwrap();
     assert_eq!(last.0, id);
     assert!(last.1.option(OptionNumber::BLOCK2).is_none());
-    assert_eq!(last.1.option(OptionNumber::CONTENT_FORMAT), Some(&[42u8][..]));
+    assert_eq!(
+        last.1.option(OptionNumber::CONTENT_FORMAT),
+        Some(&[42u8][..])
+    );
     // Progress went under the observation's id.
     let progress: Vec<(Phase, usize)> = n
         .events
@@ -348,7 +364,14 @@ fn large_notification_is_completed_with_plain_gets() {
         })
         .collect();
     assert_eq!(progress.len(), 6, "{progress:?}");
-    assert_eq!(progress[3..], [(Phase::Download, 64), (Phase::Download, 128), (Phase::Download, 192)]);
+    assert_eq!(
+        progress[3..],
+        [
+            (Phase::Download, 64),
+            (Phase::Download, 128),
+            (Phase::Download, 192)
+        ]
+    );
     assert!(n.failures().is_empty());
     n.transfers
         .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
@@ -449,7 +472,10 @@ fn newer_notification_mid_fetch_supersedes_the_older() {
     n.release();
     let notes = n.notifications();
     assert_eq!(
-        notes.iter().map(|x| (x.0, x.1, x.2.clone())).collect::<Vec<_>>(),
+        notes
+            .iter()
+            .map(|x| (x.0, x.1, x.2.clone()))
+            .collect::<Vec<_>>(),
         [(T0, 1, etag(1)), (t1, 3, etag(3))]
     );
     assert_eq!(notes[1].3, rep(3, 200));
@@ -619,7 +645,15 @@ fn final_block_wise_response_ends_the_observation_whole() {
         .collect();
     assert_eq!(got, [(T0, rep(1, 200))]);
     assert!(n.notifications().is_empty());
-    assert_eq!(n.gets(0), [(None, true), (Some(1), false), (Some(2), false), (Some(3), false)]);
+    assert_eq!(
+        n.gets(0),
+        [
+            (None, true),
+            (Some(1), false),
+            (Some(2), false),
+            (Some(3), false)
+        ]
+    );
     assert_eq!(
         n.sent[0].1.option(OptionNumber::OBSERVE),
         Some(&[][..]),

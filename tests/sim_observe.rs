@@ -291,6 +291,8 @@ struct BigClient {
     bad: Vec<String>,
 }
 
+// One scenario, read top to bottom: setup, the changes, the checks.
+#[allow(clippy::too_many_lines)]
 fn run_big(seed: u64, con: bool) -> Result<(u32, usize), String> {
     let mut sim = Sim::new(seed);
     sim.set_default_link(LinkParams::lossy(0.3, 0.1, 0.3, 0.0));
@@ -354,7 +356,8 @@ fn run_big(seed: u64, con: bool) -> Result<(u32, usize), String> {
                             .and_then(|s| s.parse().ok())
                             .unwrap_or(u32::MAX);
                         if p != big_rep(v).as_slice() {
-                            c.bad.push(format!("at {now:?}: body of {v} differs: {p:?}"));
+                            c.bad
+                                .push(format!("at {now:?}: body of {v} differs: {p:?}"));
                         }
                         if Some(id) == c.id {
                             c.delivered.push((now, v));
@@ -411,7 +414,10 @@ fn run_big(seed: u64, con: bool) -> Result<(u32, usize), String> {
     }
     let last = delivered.last().map_or(0, |d| d.1);
     if con && last != CHANGES {
-        return fail(&sim, format!("last value {last}, not {CHANGES}: {delivered:?}"));
+        return fail(
+            &sim,
+            format!("last value {last}, not {CHANGES}: {delivered:?}"),
+        );
     }
     // The end: deregister, and notify until no observer is left.
     let id = cl.borrow_mut().id.take();
@@ -443,7 +449,10 @@ fn run_big(seed: u64, con: bool) -> Result<(u32, usize), String> {
     let quiet = sim.quiet_period();
     sim.run_until(sim.now() + quiet);
     if !transfers.borrow().is_empty() {
-        return fail(&sim, format!("client layer not empty: {:?}", transfers.borrow()));
+        return fail(
+            &sim,
+            format!("client layer not empty: {:?}", transfers.borrow()),
+        );
     }
     sim.check_no_leaks();
     if sim.violation_count() > 0 {
@@ -462,7 +471,10 @@ fn check_big(con: bool) {
         }
     }
     assert!(total > 0);
-    eprintln!("{} seeds, {total} complete large notifications", seeds().len());
+    eprintln!(
+        "{} seeds, {total} complete large notifications",
+        seeds().len()
+    );
 }
 
 #[test]

@@ -2122,18 +2122,42 @@ enum BlockOp {
     /// GET a resource through `Transfers::request` (Block2, RFC 7959 §2.4);
     /// `szx` 0..=6 asks for a block size, anything else lets the server
     /// choose.
-    Get { con: bool, res: u8, szx: u8 },
+    Get {
+        con: bool,
+        res: u8,
+        szx: u8,
+    },
     /// PUT a body to /up (Block1, §2.5).
-    Put { con: bool, len: u16, fill: u8, szx: u8 },
+    Put {
+        con: bool,
+        len: u16,
+        fill: u8,
+        szx: u8,
+    },
     /// Observe a resource through `Transfers::observe` (§2.6).
-    Observe { con: bool, res: u8, szx: u8 },
+    Observe {
+        con: bool,
+        res: u8,
+        szx: u8,
+    },
     /// End an observation (RFC 7641 §3.6).
-    CancelObserve { pick: u8, active: bool },
+    CancelObserve {
+        pick: u8,
+        active: bool,
+    },
     /// Abandon a transfer or an observation.
-    Cancel { pick: u8 },
+    Cancel {
+        pick: u8,
+    },
     /// The resource changes and its observers are notified (§4.2).
-    Change { res: u8, len: u16, fill: u8 },
-    Advance { ms: u16 },
+    Change {
+        res: u8,
+        len: u16,
+        fill: u8,
+    },
+    Advance {
+        ms: u16,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -2188,9 +2212,16 @@ impl BwServer {
 /// What the client side expects of each transfer or observation.
 #[derive(Clone, Copy, Debug)]
 enum Expect {
-    Get { res: usize },
-    Put { hash: u64 },
-    Observe { res: usize, last: Option<(Instant, u32)> },
+    Get {
+        res: usize,
+    },
+    Put {
+        hash: u64,
+    },
+    Observe {
+        res: usize,
+        last: Option<(Instant, u32)>,
+    },
 }
 
 struct BlockPair {
@@ -2297,16 +2328,24 @@ impl BlockPair {
                 let Some(Expect::Observe { res, last }) = self.live.get(&id).copied() else {
                     panic!("{id}: a notification for no live observation");
                 };
-                let version = self.check_body(res, message.option(OptionNumber::ETAG), message.payload());
+                let version =
+                    self.check_body(res, message.option(OptionNumber::ETAG), message.payload());
                 // RFC 7641 §3.4: never an older version after a newer one
                 // (unless 128 s passed, when the endpoint may accept any).
                 if let Some((at, v)) = last {
                     assert!(
-                        version >= v || now.saturating_duration_since(at) > Duration::from_secs(128),
+                        version >= v
+                            || now.saturating_duration_since(at) > Duration::from_secs(128),
                         "{id}: version {version} delivered after {v}"
                     );
                 }
-                self.live.insert(id, Expect::Observe { res, last: Some((now, version)) });
+                self.live.insert(
+                    id,
+                    Expect::Observe {
+                        res,
+                        last: Some((now, version)),
+                    },
+                );
             }
             E::NotificationFailed { id, .. } => {
                 assert!(
@@ -2346,7 +2385,11 @@ impl BlockPair {
     fn pump(&mut self) {
         for _ in 0..100_000 {
             let mut moved = false;
-            while let Some(t) = self.client.poll_transmit(&mut self.buf).expect("TX_BUF fits") {
+            while let Some(t) = self
+                .client
+                .poll_transmit(&mut self.buf)
+                .expect("TX_BUF fits")
+            {
                 moved = true;
                 assert!(t.len <= self.client.config().max_message_size);
                 let d = self.buf[..t.len].to_vec();
@@ -2355,12 +2398,17 @@ impl BlockPair {
             while let Some(ev) = self.server_ep.poll_event() {
                 moved = true;
                 if let Some(Event::Response(r) | Event::Notification(r)) =
-                    self.server.handle_event(&mut self.server_ep, self.now, ev, &mut self.app)
+                    self.server
+                        .handle_event(&mut self.server_ep, self.now, ev, &mut self.app)
                 {
                     self.server_ep.recycle(r.message.into_bytes());
                 }
             }
-            while let Some(t) = self.server_ep.poll_transmit(&mut self.buf).expect("TX_BUF fits") {
+            while let Some(t) = self
+                .server_ep
+                .poll_transmit(&mut self.buf)
+                .expect("TX_BUF fits")
+            {
                 moved = true;
                 assert!(t.len <= self.server_ep.config().max_message_size);
                 let d = self.buf[..t.len].to_vec();
@@ -2485,7 +2533,12 @@ impl BlockPair {
             .collect();
         for id in obs {
             self.transfers
-                .cancel_observe(&mut self.client, now, id, crate::endpoint::Deregister::Active)
+                .cancel_observe(
+                    &mut self.client,
+                    now,
+                    id,
+                    crate::endpoint::Deregister::Active,
+                )
                 .expect("a live observation is known to the layer");
             self.cancelled(id);
         }
@@ -2507,10 +2560,22 @@ impl BlockPair {
                 self.pump();
                 continue;
             }
-            assert!(self.live.is_empty(), "transfers without an outcome: {:?}", self.live);
+            assert!(
+                self.live.is_empty(),
+                "transfers without an outcome: {:?}",
+                self.live
+            );
             assert!(self.transfers.is_empty(), "{:?}", self.transfers);
-            assert!(self.client.tables().is_empty(), "{:?}", self.client.tables());
-            assert!(self.server_ep.tables().is_empty(), "{:?}", self.server_ep.tables());
+            assert!(
+                self.client.tables().is_empty(),
+                "{:?}",
+                self.client.tables()
+            );
+            assert!(
+                self.server_ep.tables().is_empty(),
+                "{:?}",
+                self.server_ep.tables()
+            );
             assert_eq!(self.server.transfer_count(), 0);
             assert_eq!(self.server.observer_count(), 0);
             return;
@@ -2540,9 +2605,11 @@ pub fn block_pair(data: &[u8]) {
     if input.config % 3 == 2 {
         config.max_message_size = 128;
     }
-    let mut sc = crate::server::ServerConfig::default();
-    sc.block2_szx = input.server_szx % 7;
-    sc.block1_szx = (input.server_szx / 7) % 7;
+    let sc = crate::server::ServerConfig {
+        block2_szx: input.server_szx % 7,
+        block1_szx: (input.server_szx / 7) % 7,
+        ..Default::default()
+    };
     let mut server = crate::server::Server::new(sc);
     let mut ids = Vec::new();
     for (i, p) in BW_PATHS.iter().enumerate() {
@@ -2557,15 +2624,19 @@ pub fn block_pair(data: &[u8]) {
         ids.push(id);
     }
     server
-        .add(crate::server::Resource::new("/up").put(|s: &mut BwServer, r| {
-            s.uploads.insert(bw_hash(r.body));
-            crate::server::Reply::status(Code::CHANGED)
-        }))
+        .add(
+            crate::server::Resource::new("/up").put(|s: &mut BwServer, r| {
+                s.uploads.insert(bw_hash(r.body));
+                crate::server::Reply::status(Code::CHANGED)
+            }),
+        )
         .expect("distinct paths");
-    let mut cc = crate::client::ClientConfig::default();
-    cc.max_body = usize::from(input.max_body % 4096).max(16);
-    cc.max_transfers = 8;
-    cc.tag_seed = input.seed;
+    let cc = crate::client::ClientConfig {
+        max_body: usize::from(input.max_body % 4096).max(16),
+        max_transfers: 8,
+        tag_seed: input.seed,
+        ..Default::default()
+    };
     let mut app = BwServer::default();
     for h in &mut app.history {
         h.push((100, 0));
@@ -2588,7 +2659,13 @@ pub fn block_pair(data: &[u8]) {
         lossless: false,
         buf: alloc::vec![0u8; TX_BUF],
     };
-    let ty = |con: bool| if con { MessageType::Con } else { MessageType::Non };
+    let ty = |con: bool| {
+        if con {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        }
+    };
     for op in input.ops.iter().take(MAX_OPS) {
         let now = p.now;
         match *op {
@@ -2616,7 +2693,12 @@ pub fn block_pair(data: &[u8]) {
                     assert!(p.live.insert(id, exp).is_none(), "{id} reused");
                 }
             }
-            BlockOp::Put { con, len, fill, szx } => {
+            BlockOp::Put {
+                con,
+                len,
+                fill,
+                szx,
+            } => {
                 let body = bw_rep(9, 0, len % (BW_MAX_LEN + 1), fill);
                 let hash = bw_hash(&body);
                 let mut m = crate::MessageBuf::new(ty(con), Code::PUT);
@@ -2626,7 +2708,10 @@ pub fn block_pair(data: &[u8]) {
                 }
                 m.set_payload(body);
                 if let Ok(id) = p.transfers.request(&mut p.client, now, B, m) {
-                    assert!(p.live.insert(id, Expect::Put { hash }).is_none(), "{id} reused");
+                    assert!(
+                        p.live.insert(id, Expect::Put { hash }).is_none(),
+                        "{id} reused"
+                    );
                 }
             }
             BlockOp::CancelObserve { pick, active } => {

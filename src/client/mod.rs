@@ -70,6 +70,45 @@
 //!   lossy links, raise `TransmissionParameters::probing_rate` (§4.8 lets an
 //!   application adjust it).
 //!
+//! - **Observe with Block2 (§2.6, §3.4)**: [`Transfers::observe`]
+//!   registers an observation (RFC 7641) through [`Endpoint::observe`] and
+//!   reports each notification whole as [`ClientEvent::Notification`]. A
+//!   notification carrying only the first Block2 block is completed with
+//!   plain requests for NUM 1, 2, ...: the registration's options without
+//!   Observe, each with a token of its own (Figure 12: "the requests for
+//!   additional blocks cannot make use of the token of the Observation
+//!   relationship"), in the notification's block size. Their ETag must be
+//!   the notification's. One completion runs per observation: a newer
+//!   notification abandons the one in flight (never delivered, so the
+//!   values keep RFC 7641 §3.4 order); a block of a newer version ends it
+//!   ([`ClientEvent::NotificationFailed`]) until that version's own
+//!   notification starts again. [`Transfers::cancel_observe`] ends the
+//!   observation (actively or passively, §3.6) and its completion.
+//!
+//! # Driving the layer
+//!
+//! The layer is a filter on the endpoint's events; it never polls the
+//! endpoint itself. Its call contract:
+//!
+//! 1. Start work with [`Transfers::request`] (instead of
+//!    [`Endpoint::request`]) or [`Transfers::observe`] (instead of
+//!    [`Endpoint::observe`]), passing the same endpoint every time.
+//! 2. Drive the endpoint as its own contract says (`handle_datagram`,
+//!    `handle_timeout`, `poll_transmit`), and pass **every** event of
+//!    [`Endpoint::poll_event`] to [`Transfers::handle_event`]. The layer
+//!    consumes the `Response`, `Acknowledged`, `TimedOut`, `Reset` and
+//!    `Notification` events of the requests and observations it started;
+//!    everything else comes back as [`ClientEvent::Endpoint`] for the
+//!    application (incoming requests, responses to its own
+//!    [`Endpoint::request`]s, ...).
+//! 3. After `handle_event`, drain `poll_transmit` again: a follow-up block
+//!    request may be queued. The layer has no timers; the endpoint's
+//!    `poll_timeout` covers every transfer.
+//! 4. End work early with [`Transfers::cancel`] or
+//!    [`Transfers::cancel_observe`], never with the endpoint's `cancel` on
+//!    a request of the layer (the layer would wait for an event that never
+//!    comes).
+//!
 //! Bounds: at most [`ClientConfig::max_transfers`] transfers; a response
 //! body above [`ClientConfig::max_body`] fails the transfer (checked against
 //! Size2 as soon as it is known); all transfers together hold at most
@@ -123,6 +162,60 @@
 //! assert_eq!((response.code(), response.payload()), (Code::CONTENT, &big[..]));
 //! // Late negotiation: the server's 1024-byte blocks; Size2 gave the total.
 //! assert_eq!(progress, [(1024, Some(3000)), (2048, Some(3000))]);
+//! assert!(transfers.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Observing a resource larger than one block: each notification of the
+//! server carries block 0, the layer GETs the rest, and the application
+//! sees one complete notification.
+//!
+//! ```
+//! use coap_proto::client::{ClientConfig, ClientEvent, Transfers};
+//! use coap_proto::endpoint::{Config, Deregister, Endpoint};
+//! use coap_proto::server::{Reply, Resource, Server, ServerConfig};
+//! use coap_proto::{Code, ContentFormat, Instant, MessageBuf, MessageType, OptionNumber};
+//!
+//! /// Moves everything between the two endpoints; returns the payloads of
+//! /// the complete notifications.
+//! fn run(
+//!     server: &mut Server<u8, u32>, value: &mut u32, sep: &mut Endpoint<u8>,
+//!     cep: &mut Endpoint<u8>, transfers: &mut Transfers<u8>,
+//! ) -> Vec<Vec<u8>> {
+//!     let (now, mut buf, mut seen) = (Instant::ZERO, [0u8; 1500], Vec::new());
+//!     for _ in 0..10 {
+//!         while let Ok(Some(t)) = cep.poll_transmit(&mut buf) { sep.handle_datagram(now, 1, &buf[..t.len]); }
+//!         while let Some(ev) = sep.poll_event() { server.handle_event(sep, now, ev, value); }
+//!         while let Ok(Some(t)) = sep.poll_transmit(&mut buf) { cep.handle_datagram(now, 2, &buf[..t.len]); }
+//!         while let Some(ev) = cep.poll_event() {
+//!             if let Some(ClientEvent::Notification { message, .. }) = transfers.handle_event(cep, now, ev) {
+//!                 seen.push(message.payload().to_vec());
+//!             }
+//!         }
+//!     }
+//!     seen
+//! }
+//!
+//! let mut sc = ServerConfig::default();
+//! sc.block2_szx = 2; // 64-byte blocks
+//! let mut server: Server<u8, u32> = Server::new(sc);
+//! let log = server.add(Resource::new("/log").observable().get(|v: &mut u32, _| {
+//!     Reply::content(ContentFormat::TEXT_PLAIN, v.to_string().repeat(100))
+//! }))?;
+//! let mut value = 7;
+//! let mut sep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+//! let mut cep: Endpoint<u8> = Endpoint::new(Config::default(), 2);
+//! let mut transfers: Transfers<u8> = Transfers::new(ClientConfig::default());
+//! let mut get = MessageBuf::new(MessageType::Con, Code::GET);
+//! get.add_option(OptionNumber::URI_PATH, "log");
+//! let id = transfers.observe(&mut cep, Instant::ZERO, 2, get)?;
+//! let first = run(&mut server, &mut value, &mut sep, &mut cep, &mut transfers);
+//! assert_eq!(first, ["7".repeat(100).into_bytes()]);
+//! value = 8;
+//! server.notify_changed(&mut sep, Instant::ZERO, log, &mut value);
+//! let next = run(&mut server, &mut value, &mut sep, &mut cep, &mut transfers);
+//! assert_eq!(next, ["8".repeat(100).into_bytes()]);
+//! transfers.cancel_observe(&mut cep, Instant::ZERO, id, Deregister::Passive)?;
 //! assert!(transfers.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -979,7 +1072,8 @@ impl<A: Address> Transfer<A> {
             if let Some((_, head)) = &mut self.notify {
                 // The notification's options (Observe, ETag, Max-Age, ...)
                 // with the whole representation.
-                let mut m = core::mem::replace(head, MessageBuf::new(MessageType::Con, Code::EMPTY));
+                let mut m =
+                    core::mem::replace(head, MessageBuf::new(MessageType::Con, Code::EMPTY));
                 m.set_payload(body);
                 return Action::Deliver(m);
             }
@@ -1372,7 +1466,7 @@ impl<A: Address> Transfers<A> {
         if peer.is_multicast() {
             return Err(ClientError::Multicast);
         }
-        if first.block2().filter(|b| b.num() == 0 && b.more()).is_none() {
+        if !first.block2().is_some_and(|b| b.num() == 0 && b.more()) {
             return Err(ClientError::NotBlockWise);
         }
         if self.len() >= self.config.max_transfers {
@@ -1384,9 +1478,7 @@ impl<A: Address> Transfers<A> {
                 self.next_id += 1;
                 Ok(TransferId(id))
             }
-            Err(FailReason::BodyTooLarge | FailReason::OutOfMemory) => {
-                Err(ClientError::NoCapacity)
-            }
+            Err(FailReason::BodyTooLarge | FailReason::OutOfMemory) => Err(ClientError::NoCapacity),
             Err(FailReason::Endpoint(e)) => Err(ClientError::Endpoint(e)),
             Err(_) => Err(ClientError::NotBlockWise),
         }
@@ -1645,7 +1737,7 @@ impl<A: Address> Transfers<A> {
                     o.fetch = Some(fid);
                 }
                 let t = self.map.get(&fid)?;
-                t.cfg.progress.then(|| ClientEvent::Progress {
+                t.cfg.progress.then_some(ClientEvent::Progress {
                     id,
                     phase: Phase::Download,
                     done: t.body.len(),
@@ -1675,8 +1767,8 @@ impl<A: Address> Transfers<A> {
         let Some(msg) = response else {
             return Some(ClientEvent::Failed { id, reason: failed });
         };
-        let blockwise = msg.code().is_success()
-            && msg.block2().is_some_and(|b| b.num() == 0 && b.more());
+        let blockwise =
+            msg.code().is_success() && msg.block2().is_some_and(|b| b.num() == 0 && b.more());
         if !blockwise {
             return Some(ClientEvent::Response {
                 id,
@@ -1771,8 +1863,13 @@ impl<A: Address> Transfers<A> {
                     out
                 }
                 Event::Response(r) => {
-                    let out =
-                        self.end_observation(ep, now, oid, Some(&r.message()), FailReason::BadBlock);
+                    let out = self.end_observation(
+                        ep,
+                        now,
+                        oid,
+                        Some(&r.message()),
+                        FailReason::BadBlock,
+                    );
                     ep.recycle(r.message.into_bytes());
                     out
                 }

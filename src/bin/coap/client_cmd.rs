@@ -639,7 +639,7 @@ mod observe_cmd {
     use std::time::{Duration, Instant as StdInstant};
 
     use coap_proto::client::{ClientConfig, ClientEvent, FailReason, TransferId, Transfers};
-    use coap_proto::endpoint::{Config, Deregister, Event};
+    use coap_proto::endpoint::{Config, Deregister, Endpoint, Event};
     use coap_proto::udp::{UdpEndpoint, os_seed};
     use coap_proto::{Code, MessageBuf, MessageType};
 
@@ -687,16 +687,80 @@ mod observe_cmd {
             if left.is_zero() {
                 break;
             }
-            ep.turn(Some(left.min(Duration::from_millis(200))), |e, now, event| {
-                if let Some(ClientEvent::Endpoint(Event::Notification(r) | Event::Response(r))) =
-                    transfers.handle_event(e, now, event)
-                {
-                    e.recycle(r.message.into_bytes());
-                }
-            })
+            ep.turn(
+                Some(left.min(Duration::from_millis(200))),
+                |e, now, event| {
+                    if let Some(ClientEvent::Endpoint(
+                        Event::Notification(r) | Event::Response(r),
+                    )) = transfers.handle_event(e, now, event)
+                    {
+                        e.recycle(r.message.into_bytes());
+                    }
+                },
+            )
             .map_err(|e| network_error(&e))?;
         }
         Ok(())
+    }
+
+    /// What one event of the layer does to the observation `id`.
+    fn on_event(
+        st: &mut State,
+        id: TransferId,
+        peer: SocketAddr,
+        e: &mut Endpoint<SocketAddr>,
+        now: coap_proto::Instant,
+        ev: Option<ClientEvent<SocketAddr>>,
+    ) {
+        match ev {
+            Some(ClientEvent::Notification { id: i, message, .. }) if i == id => {
+                st.first.get_or_insert(message.code());
+                line(message.payload(), st);
+            }
+            Some(ClientEvent::NotificationFailed { id: i, reason }) if i == id => {
+                // The observation goes on (it did answer); the
+                // next notification brings the value.
+                st.first.get_or_insert(Code::CONTENT);
+                eprintln!("coap get: a notification was not completed: {reason}");
+            }
+            Some(ClientEvent::Response { id: i, message, .. }) if i == id => {
+                // Not (or no longer) observed: a plain response.
+                let code = message.code();
+                if code.is_success() {
+                    line(message.payload(), st);
+                } else {
+                    let mut m = code.to_string();
+                    let p = message.payload();
+                    if !p.is_empty() {
+                        m.push_str(": ");
+                        m.push_str(&String::from_utf8_lossy(p));
+                    }
+                    st.ended = Some(Failure::new(Status::ErrorResponse, m));
+                }
+                st.first.get_or_insert(code);
+                st.done = true;
+            }
+            Some(ClientEvent::Failed { id: i, reason }) if i == id => {
+                let why = match reason {
+                    FailReason::TimedOut | FailReason::Reset => "no answer or a Reset".to_string(),
+                    other => other.to_string(),
+                };
+                st.ended = Some(Failure::new(
+                    Status::NoAnswer,
+                    format!("the observation of {peer} ended: {why}"),
+                ));
+                st.done = true;
+            }
+            Some(ClientEvent::Endpoint(Event::Request(req))) => {
+                let busy = MessageBuf::new(MessageType::Ack, Code::SERVICE_UNAVAILABLE);
+                let _ = e.respond(now, req.handle, &busy);
+                e.recycle(req.message.into_bytes());
+            }
+            Some(ClientEvent::Endpoint(Event::Response(r) | Event::Notification(r))) => {
+                e.recycle(r.message.into_bytes());
+            }
+            _ => {}
+        }
     }
 
     /// Observes for `duration`, printing each complete notification, then
@@ -745,56 +809,9 @@ mod observe_cmd {
             }
             ep.turn(
                 Some(left.min(Duration::from_millis(200))),
-                |e, now, event| match transfers.handle_event(e, now, event) {
-                    Some(ClientEvent::Notification { id: i, message, .. }) if i == id => {
-                        st.first.get_or_insert(message.code());
-                        line(message.payload(), &mut st);
-                    }
-                    Some(ClientEvent::NotificationFailed { id: i, reason }) if i == id => {
-                        // The observation goes on (it did answer); the
-                        // next notification brings the value.
-                        st.first.get_or_insert(Code::CONTENT);
-                        eprintln!("coap get: a notification was not completed: {reason}");
-                    }
-                    Some(ClientEvent::Response { id: i, message, .. }) if i == id => {
-                        // Not (or no longer) observed: a plain response.
-                        let code = message.code();
-                        if code.is_success() {
-                            line(message.payload(), &mut st);
-                        } else {
-                            let mut m = code.to_string();
-                            let p = message.payload();
-                            if !p.is_empty() {
-                                m.push_str(": ");
-                                m.push_str(&String::from_utf8_lossy(p));
-                            }
-                            st.ended = Some(Failure::new(Status::ErrorResponse, m));
-                        }
-                        st.first.get_or_insert(code);
-                        st.done = true;
-                    }
-                    Some(ClientEvent::Failed { id: i, reason }) if i == id => {
-                        let why = match reason {
-                            FailReason::TimedOut | FailReason::Reset => {
-                                "no answer or a Reset".to_string()
-                            }
-                            other => other.to_string(),
-                        };
-                        st.ended = Some(Failure::new(
-                            Status::NoAnswer,
-                            format!("the observation of {peer} ended: {why}"),
-                        ));
-                        st.done = true;
-                    }
-                    Some(ClientEvent::Endpoint(Event::Request(req))) => {
-                        let busy = MessageBuf::new(MessageType::Ack, Code::SERVICE_UNAVAILABLE);
-                        let _ = e.respond(now, req.handle, &busy);
-                        e.recycle(req.message.into_bytes());
-                    }
-                    Some(ClientEvent::Endpoint(Event::Response(r) | Event::Notification(r))) => {
-                        e.recycle(r.message.into_bytes());
-                    }
-                    _ => {}
+                |e, now, event| {
+                    let ev = transfers.handle_event(e, now, event);
+                    on_event(&mut st, id, peer, e, now, ev);
                 },
             )
             .map_err(|e| network_error(&e))?;
