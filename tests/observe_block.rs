@@ -662,3 +662,46 @@ fn final_block_wise_response_ends_the_observation_whole() {
     );
     n.assert_clean();
 }
+
+/// RFC 7959 §2.6 with a representation that shrinks mid-completion: the
+/// server answers the GET for a block past the new end with an error
+/// (4.02 here). That answer is not a notification: the completion fails
+/// (`ErrorResponse`), nothing is delivered for it, and the observation goes
+/// on. (Found by the `endpoint_pair` fuzzer, block-wise scenario.)
+#[test]
+fn error_answer_to_a_completion_is_not_a_notification() {
+    let mut n = Net::new(ClientConfig::default());
+    let id = n.observe();
+    n.pump();
+    let t1 = T0 + std::time::Duration::from_secs(6);
+    n.advance(t1);
+    n.hook = Box::new(|m| {
+        if m.observe().is_none() && m.block2().is_some_and(|b| b.num() == 3) {
+            Hook::Hold
+        } else {
+            Hook::Serve
+        }
+    });
+    n.change(2);
+    assert_eq!(n.held.len(), 1);
+    // Version 3 has 100 bytes (blocks 0 and 1) and is not notified yet.
+    n.doc.version = 3;
+    n.doc.len = 100;
+    n.hook = Box::new(|_| Hook::Serve);
+    n.release();
+    assert_eq!(
+        n.failures(),
+        [(t1, FailReason::ErrorResponse(Code::BAD_OPTION))]
+    );
+    assert_eq!(n.notifications(), [(T0, 1, etag(1), rep(1, 200))]);
+    assert_eq!(n.transfers.len(), 1, "the observation goes on");
+    let t2 = t1 + std::time::Duration::from_secs(1);
+    n.advance(t2);
+    n.change(3);
+    assert_eq!(n.notifications()[1], (t2, 3, etag(3), rep(3, 100)));
+    n.transfers
+        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
+        .unwrap();
+    n.pump();
+    n.assert_clean();
+}

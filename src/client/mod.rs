@@ -456,6 +456,10 @@ pub enum FailReason {
     BadBlock,
     /// A follow-up request could not be issued.
     Endpoint(EndpointError),
+    /// The server answered a block request of a notification's completion
+    /// (RFC 7959 §2.6) with this error code, e.g. 4.02 when the
+    /// representation shrank below the block asked for.
+    ErrorResponse(Code),
 }
 
 impl fmt::Display for FailReason {
@@ -476,6 +480,7 @@ impl fmt::Display for FailReason {
             }
             Self::BadBlock => f.write_str("the server broke the block-wise protocol"),
             Self::Endpoint(e) => write!(f, "could not send a block request: {e}"),
+            Self::ErrorResponse(c) => write!(f, "the server answered a block request with {c}"),
         }
     }
 }
@@ -1977,6 +1982,12 @@ impl<A: Address> Transfers<A> {
             }
             Action::Deliver(message) if oid.is_some() => {
                 self.release(&t);
+                if !message.code().is_success() {
+                    // Not a notification: the completion failed (the
+                    // observation itself goes on).
+                    let reason = FailReason::ErrorResponse(message.code());
+                    return Some(ClientEvent::NotificationFailed { id, reason });
+                }
                 Some(ClientEvent::Notification {
                     id,
                     peer: t.peer,
