@@ -95,3 +95,18 @@ fn encode_empty_code_with_options_reports_the_message_error_first() {
         Err(coap_proto::EncodeError::EmptyMessageNotEmpty)
     );
 }
+
+/// `endpoint_pair`, block-wise scenario (`BLK/` inputs): a resource shrank
+/// while the client layer completed a block-wise notification (RFC 7959
+/// §2.6); the server answered the GET for a block past the new end with
+/// 4.02, and the layer delivered that error as a `Notification` (the
+/// harness found a notification without the server's ETag). Fixed: an
+/// error answer ends the completion with `NotificationFailed`
+/// (`ErrorResponse`); see also `tests/observe_block.rs`.
+#[test]
+fn notification_completion_error_answer() {
+    endpoint_pair(&artifact(
+        "endpoint_pair",
+        "crash-notification-completion-error-answer",
+    ));
+}

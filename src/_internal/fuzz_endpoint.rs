@@ -2018,7 +2018,12 @@ struct PairInput {
 /// that drops, duplicates, delays and reorders each packet as the input
 /// says (delays stay within MAX_LATENCY). Requests carry unique markers, so
 /// at-most-once delivery and exactly-one outcome are checked end to end.
+/// An input that starts with [`BLOCK_MAGIC`] runs [`block_pair`] instead.
 pub fn endpoint_pair(data: &[u8]) {
+    if let Some(rest) = data.strip_prefix(BLOCK_MAGIC) {
+        block_pair(rest);
+        return;
+    }
     let Ok(input) = PairInput::arbitrary_take_rest(Unstructured::new(data)) else {
         return;
     };
@@ -2099,6 +2104,647 @@ pub fn endpoint_pair(data: &[u8]) {
     pair.finish();
 }
 
+// ----- block-wise transfers through the client and server layers -----------------
+
+/// An `endpoint_pair` input that starts with these bytes runs the block-wise
+/// scenario ([`block_pair`]) on the rest; any other input is decoded as
+/// before, so the committed corpus keeps its meaning.
+pub const BLOCK_MAGIC: &[u8] = b"BLK/";
+
+/// The observable resources of the block-wise scenario.
+const BW_PATHS: [&str; 2] = ["a", "b"];
+/// The largest representation or upload, in bytes.
+const BW_MAX_LEN: u16 = 3000;
+
+/// What the block-wise scenario does next.
+#[derive(Arbitrary, Debug)]
+enum BlockOp {
+    /// GET a resource through `Transfers::request` (Block2, RFC 7959 §2.4);
+    /// `szx` 0..=6 asks for a block size, anything else lets the server
+    /// choose.
+    Get {
+        con: bool,
+        res: u8,
+        szx: u8,
+    },
+    /// PUT a body to /up (Block1, §2.5).
+    Put {
+        con: bool,
+        len: u16,
+        fill: u8,
+        szx: u8,
+    },
+    /// Observe a resource through `Transfers::observe` (§2.6).
+    Observe {
+        con: bool,
+        res: u8,
+        szx: u8,
+    },
+    /// End an observation (RFC 7641 §3.6).
+    CancelObserve {
+        pick: u8,
+        active: bool,
+    },
+    /// Abandon a transfer or an observation.
+    Cancel {
+        pick: u8,
+    },
+    /// The resource changes and its observers are notified (§4.2).
+    Change {
+        res: u8,
+        len: u16,
+        fill: u8,
+    },
+    Advance {
+        ms: u16,
+    },
+}
+
+#[derive(Arbitrary, Debug)]
+struct BlockInput {
+    seed: u64,
+    /// 0: default timers; 1: fast timers; 2: fast timers and 128-byte
+    /// messages (block-wise even for small bodies).
+    config: u8,
+    server_szx: u8,
+    max_body: u16,
+    fates: Vec<Fate>,
+    ops: Vec<BlockOp>,
+}
+
+/// One version of a representation: deterministic bytes.
+fn bw_rep(res: usize, version: u32, len: u16, fill: u8) -> Vec<u8> {
+    (0..usize::from(len))
+        .map(|k| (k as u8) ^ fill ^ (version as u8).wrapping_mul(31) ^ (res as u8).wrapping_mul(7))
+        .collect()
+}
+
+fn bw_hash(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The server application of the block-wise scenario.
+#[derive(Debug, Default)]
+struct BwServer {
+    /// Per resource: every version's (length, fill); the last is current.
+    history: [Vec<(u16, u8)>; 2],
+    /// The hashes of every upload the server received whole.
+    uploads: BTreeSet<u64>,
+}
+
+impl BwServer {
+    fn reply(&self, res: usize) -> crate::server::Reply {
+        let h = &self.history[res];
+        let version = u32::try_from(h.len() - 1).unwrap_or(u32::MAX);
+        let (len, fill) = h.last().copied().unwrap_or((0, 0));
+        let mut m = crate::MessageBuf::new(MessageType::Ack, Code::CONTENT);
+        let mut etag = [0u8; 5];
+        etag[0] = res as u8;
+        etag[1..].copy_from_slice(&version.to_be_bytes());
+        m.add_option(OptionNumber::ETAG, etag);
+        m.set_payload(bw_rep(res, version, len, fill));
+        crate::server::Reply::Now(m)
+    }
+}
+
+/// What the client side expects of each transfer or observation.
+#[derive(Clone, Copy, Debug)]
+enum Expect {
+    Get {
+        res: usize,
+    },
+    Put {
+        hash: u64,
+    },
+    Observe {
+        res: usize,
+        last: Option<(Instant, u32)>,
+    },
+}
+
+struct BlockPair {
+    now: Instant,
+    client: Endpoint<Addr>,
+    server_ep: Endpoint<Addr>,
+    transfers: crate::client::Transfers<Addr>,
+    server: crate::server::Server<Addr, BwServer>,
+    ids: [crate::server::ResourceId; 2],
+    app: BwServer,
+    live: BTreeMap<crate::client::TransferId, Expect>,
+    /// Every id that ended or was cancelled: no event may follow.
+    gone: BTreeSet<crate::client::TransferId>,
+    fates: Vec<Fate>,
+    fate_pos: usize,
+    inflight: Vec<Packet>,
+    seq: u64,
+    max_latency: Duration,
+    lossless: bool,
+    buf: Vec<u8>,
+}
+
+impl BlockPair {
+    fn fate(&mut self) -> Fate {
+        if self.fates.is_empty() || self.lossless {
+            return Fate {
+                loss: 255,
+                dup: 255,
+                delay: 0,
+                dup_delay: 0,
+            };
+        }
+        let f = self.fates[self.fate_pos % self.fates.len()];
+        self.fate_pos += 1;
+        f
+    }
+
+    fn delay(&self, x: u16) -> Duration {
+        let max = u64::try_from(self.max_latency.as_millis()).unwrap_or(u64::MAX);
+        let x = u64::from(x);
+        let d = if x < 0x8000 { x % 64 } else { x };
+        Duration::from_millis(d.checked_rem(max).unwrap_or(0))
+    }
+
+    fn send(&mut self, from: Addr, to: Addr, data: Vec<u8>) {
+        let f = self.fate();
+        if f.loss < 40 {
+            return;
+        }
+        if f.dup < 30 {
+            self.seq += 1;
+            let at = self.now + self.delay(f.dup_delay);
+            self.inflight.push(Packet {
+                at,
+                seq: self.seq,
+                from,
+                to,
+                data: data.clone(),
+            });
+        }
+        self.seq += 1;
+        let at = self.now + self.delay(f.delay);
+        self.inflight.push(Packet {
+            at,
+            seq: self.seq,
+            from,
+            to,
+            data,
+        });
+    }
+
+    /// Checks one event of the client layer against what was asked.
+    fn on_client_event(&mut self, ev: crate::client::ClientEvent<Addr>) {
+        use crate::client::ClientEvent as E;
+        let now = self.now;
+        note(format_args!("{now:?} client layer: {ev:?}"));
+        match ev {
+            E::Response { id, message, .. } => {
+                assert!(!self.gone.contains(&id), "{id}: a second outcome");
+                let Some(exp) = self.live.remove(&id) else {
+                    panic!("{id}: a response for an unknown transfer");
+                };
+                self.gone.insert(id);
+                let code = message.code();
+                match exp {
+                    Expect::Get { res } | Expect::Observe { res, .. } if code == Code::CONTENT => {
+                        self.check_body(res, message.option(OptionNumber::ETAG), message.payload());
+                    }
+                    Expect::Put { hash } if code == Code::CHANGED => {
+                        assert!(
+                            self.app.uploads.contains(&hash),
+                            "{id}: 2.04, but the server never held the body"
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            E::Failed { id, .. } => {
+                assert!(!self.gone.contains(&id), "{id}: a second outcome");
+                assert!(self.live.remove(&id).is_some(), "{id}: failed, unknown");
+                self.gone.insert(id);
+            }
+            E::Notification { id, message, .. } => {
+                let Some(Expect::Observe { res, last }) = self.live.get(&id).copied() else {
+                    panic!("{id}: a notification for no live observation");
+                };
+                let version =
+                    self.check_body(res, message.option(OptionNumber::ETAG), message.payload());
+                // RFC 7641 §3.4: never an older version after a newer one
+                // (unless 128 s passed, when the endpoint may accept any).
+                if let Some((at, v)) = last {
+                    assert!(
+                        version >= v
+                            || now.saturating_duration_since(at) > Duration::from_secs(128),
+                        "{id}: version {version} delivered after {v}"
+                    );
+                }
+                self.live.insert(
+                    id,
+                    Expect::Observe {
+                        res,
+                        last: Some((now, version)),
+                    },
+                );
+            }
+            E::NotificationFailed { id, .. } => {
+                assert!(
+                    matches!(self.live.get(&id), Some(Expect::Observe { .. })),
+                    "{id}: a completion failed for no live observation"
+                );
+            }
+            E::Progress { id, .. } => {
+                assert!(self.live.contains_key(&id), "{id}: progress after the end");
+            }
+            E::Endpoint(e) => match e {
+                Event::Response(r) | Event::Notification(r) => {
+                    panic!("{}: an endpoint response the layer did not claim", r.id)
+                }
+                Event::TimedOut(id) | Event::Reset(id) => {
+                    panic!("{id}: an endpoint outcome the layer did not claim")
+                }
+                _ => {}
+            },
+        }
+    }
+
+    /// A delivered body is byte-identical to the version its ETag names.
+    fn check_body(&self, res: usize, etag: Option<&[u8]>, body: &[u8]) -> u32 {
+        let etag = etag.expect("the server always sends an ETag");
+        assert_eq!(etag.len(), 5);
+        assert_eq!(usize::from(etag[0]), res, "a body of another resource");
+        let version = u32::from_be_bytes([etag[1], etag[2], etag[3], etag[4]]);
+        let (len, fill) = self.app.history[res][version as usize];
+        assert!(
+            body == bw_rep(res, version, len, fill).as_slice(),
+            "resource {res} version {version}: the body differs from the server's"
+        );
+        version
+    }
+
+    fn pump(&mut self) {
+        for _ in 0..100_000 {
+            let mut moved = false;
+            while let Some(t) = self
+                .client
+                .poll_transmit(&mut self.buf)
+                .expect("TX_BUF fits")
+            {
+                moved = true;
+                assert!(t.len <= self.client.config().max_message_size);
+                let d = self.buf[..t.len].to_vec();
+                self.send(A, t.to, d);
+            }
+            while let Some(ev) = self.server_ep.poll_event() {
+                moved = true;
+                if let Some(Event::Response(r) | Event::Notification(r)) =
+                    self.server
+                        .handle_event(&mut self.server_ep, self.now, ev, &mut self.app)
+                {
+                    self.server_ep.recycle(r.message.into_bytes());
+                }
+            }
+            while let Some(t) = self
+                .server_ep
+                .poll_transmit(&mut self.buf)
+                .expect("TX_BUF fits")
+            {
+                moved = true;
+                assert!(t.len <= self.server_ep.config().max_message_size);
+                let d = self.buf[..t.len].to_vec();
+                self.send(B, t.to, d);
+            }
+            while let Some(ev) = self.client.poll_event() {
+                moved = true;
+                if let Some(ce) = self.transfers.handle_event(&mut self.client, self.now, ev) {
+                    self.on_client_event(ce);
+                }
+            }
+            let due = self
+                .inflight
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.at <= self.now)
+                .min_by_key(|(_, p)| (p.at, p.seq))
+                .map(|(i, _)| i);
+            if let Some(i) = due {
+                moved = true;
+                let p = self.inflight.remove(i);
+                if p.to == A {
+                    self.client.handle_datagram(self.now, p.from, &p.data);
+                } else if p.to == B {
+                    self.server_ep.handle_datagram(self.now, p.from, &p.data);
+                }
+            }
+            if !moved {
+                self.check();
+                return;
+            }
+        }
+        panic!("message storm at {:?}", self.now);
+    }
+
+    /// Bounds after every step.
+    fn check(&self) {
+        let cc = self.transfers.config();
+        assert!(self.transfers.memory() <= cc.max_memory);
+        // Transfers and observations within max_transfers, plus at most one
+        // completion per observation.
+        assert!(self.transfers.len() <= 2 * cc.max_transfers);
+        for ep in [&self.client, &self.server_ep] {
+            assert!(ep.memory_usage() <= ep.config().memory_bound());
+        }
+        assert!(self.server.transfer_memory() <= self.server.config().max_transfer_memory);
+        // Every live id is one the layer still knows (a cancel of it works),
+        // and nothing ended is live.
+        assert!(self.live.keys().all(|id| !self.gone.contains(id)));
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        [
+            self.client.poll_timeout(),
+            self.server_ep.poll_timeout(),
+            self.server.poll_timeout(),
+            self.inflight.iter().map(|p| p.at).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn step_to(&mut self, t: Instant) {
+        self.now = self.now.max(t);
+        self.client.handle_timeout(self.now);
+        self.server_ep.handle_timeout(self.now);
+        self.server.handle_timeout(self.now);
+        self.pump();
+    }
+
+    fn advance(&mut self, amount: Duration) {
+        let target = self.now + amount;
+        for _ in 0..ADVANCE_STEPS {
+            match self.next_wake() {
+                Some(t) if t <= target => self.step_to(t),
+                _ => {
+                    self.step_to(target);
+                    return;
+                }
+            }
+        }
+        panic!("livelock: too many steps in one advance");
+    }
+
+    fn pick(&self, pick: u8, observations: bool) -> Option<crate::client::TransferId> {
+        let ids: Vec<_> = self
+            .live
+            .iter()
+            .filter(|(_, e)| !observations || matches!(e, Expect::Observe { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            None
+        } else {
+            Some(ids[usize::from(pick) % ids.len()])
+        }
+    }
+
+    fn cancelled(&mut self, id: crate::client::TransferId) {
+        self.live.remove(&id);
+        self.gone.insert(id);
+    }
+
+    fn change(&mut self, res: usize, len: u16, fill: u8) {
+        self.app.history[res].push((len % (BW_MAX_LEN + 1), fill));
+        let now = self.now;
+        self.server
+            .notify_changed(&mut self.server_ep, now, self.ids[res], &mut self.app);
+    }
+
+    /// Lossless run-down: every observation ends, every transfer ends in
+    /// its one outcome, and nothing is left anywhere after the lifetimes.
+    fn finish(&mut self) {
+        self.lossless = true;
+        let now = self.now;
+        let obs: Vec<_> = self
+            .live
+            .iter()
+            .filter(|(_, e)| matches!(e, Expect::Observe { .. }))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in obs {
+            self.transfers
+                .cancel_observe(
+                    &mut self.client,
+                    now,
+                    id,
+                    crate::endpoint::Deregister::Active,
+                )
+                .expect("a live observation is known to the layer");
+            self.cancelled(id);
+        }
+        self.pump();
+        let mut flushed = false;
+        for _ in 0..FINAL_STEPS {
+            if let Some(t) = self.next_wake() {
+                self.step_to(t);
+                continue;
+            }
+            if !flushed && self.server.observer_count() > 0 {
+                // A passively cancelled observation: the next notification
+                // gets a Reset (RFC 7641 §3.6).
+                flushed = true;
+                for res in 0..BW_PATHS.len() {
+                    let (len, fill) = self.app.history[res].last().copied().unwrap_or((0, 0));
+                    self.change(res, len, fill);
+                }
+                self.pump();
+                continue;
+            }
+            assert!(
+                self.live.is_empty(),
+                "transfers without an outcome: {:?}",
+                self.live
+            );
+            assert!(self.transfers.is_empty(), "{:?}", self.transfers);
+            assert!(
+                self.client.tables().is_empty(),
+                "{:?}",
+                self.client.tables()
+            );
+            assert!(
+                self.server_ep.tables().is_empty(),
+                "{:?}",
+                self.server_ep.tables()
+            );
+            assert_eq!(self.server.transfer_count(), 0);
+            assert_eq!(self.server.observer_count(), 0);
+            return;
+        }
+        panic!("no quiescence after {FINAL_STEPS} steps");
+    }
+}
+
+/// The block-wise scenario of `endpoint_pair`: a client endpoint under the
+/// client layer (`Transfers`: Block2 downloads, Block1 uploads, Observe
+/// with Block2) and a server endpoint under the resource layer, over the
+/// same lossy network as the pair. Checked after every step: at most one
+/// outcome per transfer and no event after it or after a cancel, every
+/// delivered body byte-identical to a version the server held (named by
+/// its ETag), every acknowledged upload held by the server, notifications
+/// in order, memory within every bound; at the end every transfer had its
+/// outcome and all tables are empty.
+pub fn block_pair(data: &[u8]) {
+    let Ok(input) = BlockInput::arbitrary_take_rest(Unstructured::new(data)) else {
+        return;
+    };
+    trace(&input);
+    let mut config = Config::default();
+    if input.config % 3 >= 1 {
+        fast(&mut config);
+    }
+    if input.config % 3 == 2 {
+        config.max_message_size = 128;
+    }
+    let sc = crate::server::ServerConfig {
+        block2_szx: input.server_szx % 7,
+        block1_szx: (input.server_szx / 7) % 7,
+        ..Default::default()
+    };
+    let mut server = crate::server::Server::new(sc);
+    let mut ids = Vec::new();
+    for (i, p) in BW_PATHS.iter().enumerate() {
+        let path = alloc::format!("/{p}");
+        let id = server
+            .add(
+                crate::server::Resource::new(&path)
+                    .observable()
+                    .get(move |s: &mut BwServer, _| s.reply(i)),
+            )
+            .expect("distinct paths");
+        ids.push(id);
+    }
+    server
+        .add(
+            crate::server::Resource::new("/up").put(|s: &mut BwServer, r| {
+                s.uploads.insert(bw_hash(r.body));
+                crate::server::Reply::status(Code::CHANGED)
+            }),
+        )
+        .expect("distinct paths");
+    let cc = crate::client::ClientConfig {
+        max_body: usize::from(input.max_body % 4096).max(16),
+        max_transfers: 8,
+        tag_seed: input.seed,
+        ..Default::default()
+    };
+    let mut app = BwServer::default();
+    for h in &mut app.history {
+        h.push((100, 0));
+    }
+    let mut p = BlockPair {
+        now: Instant::ZERO,
+        client: Endpoint::new(config, input.seed),
+        server_ep: Endpoint::new(config, input.seed ^ 0x5eed),
+        transfers: crate::client::Transfers::new(cc),
+        server,
+        ids: [ids[0], ids[1]],
+        app,
+        live: BTreeMap::new(),
+        gone: BTreeSet::new(),
+        fates: input.fates,
+        fate_pos: 0,
+        inflight: Vec::new(),
+        seq: 0,
+        max_latency: config.transmission.max_latency,
+        lossless: false,
+        buf: alloc::vec![0u8; TX_BUF],
+    };
+    let ty = |con: bool| {
+        if con {
+            MessageType::Con
+        } else {
+            MessageType::Non
+        }
+    };
+    for op in input.ops.iter().take(MAX_OPS) {
+        let now = p.now;
+        match *op {
+            BlockOp::Get { con, res, szx } | BlockOp::Observe { con, res, szx } => {
+                let res = usize::from(res) % BW_PATHS.len();
+                let mut m = crate::MessageBuf::new(ty(con), Code::GET);
+                m.add_option(OptionNumber::URI_PATH, BW_PATHS[res]);
+                if szx < 7
+                    && let Ok(b) = crate::message::Block::new(0, false, szx)
+                {
+                    m.add_option_uint(OptionNumber::BLOCK2, b.to_uint());
+                }
+                let observe = matches!(op, BlockOp::Observe { .. });
+                let r = if observe {
+                    p.transfers.observe(&mut p.client, now, B, m)
+                } else {
+                    p.transfers.request(&mut p.client, now, B, m)
+                };
+                if let Ok(id) = r {
+                    let exp = if observe {
+                        Expect::Observe { res, last: None }
+                    } else {
+                        Expect::Get { res }
+                    };
+                    assert!(p.live.insert(id, exp).is_none(), "{id} reused");
+                }
+            }
+            BlockOp::Put {
+                con,
+                len,
+                fill,
+                szx,
+            } => {
+                let body = bw_rep(9, 0, len % (BW_MAX_LEN + 1), fill);
+                let hash = bw_hash(&body);
+                let mut m = crate::MessageBuf::new(ty(con), Code::PUT);
+                m.add_option(OptionNumber::URI_PATH, "up");
+                if let Ok(b) = crate::message::Block::new(0, true, szx % 7) {
+                    m.add_option_uint(OptionNumber::BLOCK1, b.to_uint());
+                }
+                m.set_payload(body);
+                if let Ok(id) = p.transfers.request(&mut p.client, now, B, m) {
+                    assert!(
+                        p.live.insert(id, Expect::Put { hash }).is_none(),
+                        "{id} reused"
+                    );
+                }
+            }
+            BlockOp::CancelObserve { pick, active } => {
+                if let Some(id) = p.pick(pick, true) {
+                    let how = if active {
+                        crate::endpoint::Deregister::Active
+                    } else {
+                        crate::endpoint::Deregister::Passive
+                    };
+                    p.transfers
+                        .cancel_observe(&mut p.client, now, id, how)
+                        .expect("a live observation is known to the layer");
+                    p.cancelled(id);
+                }
+            }
+            BlockOp::Cancel { pick } => {
+                if let Some(id) = p.pick(pick, false) {
+                    p.transfers
+                        .cancel(&mut p.client, now, id)
+                        .expect("a live transfer is known to the layer");
+                    p.cancelled(id);
+                }
+            }
+            BlockOp::Change { res, len, fill } => {
+                p.change(usize::from(res) % BW_PATHS.len(), len, fill);
+            }
+            BlockOp::Advance { ms: amount } => p.advance(ms(amount)),
+        }
+        p.pump();
+    }
+    p.finish();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -2120,6 +2766,7 @@ mod tests {
                 endpoint_server(&data);
                 endpoint_client(&data);
                 endpoint_pair(&data);
+                block_pair(&data);
             }
         }
     }

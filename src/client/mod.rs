@@ -70,6 +70,45 @@
 //!   lossy links, raise `TransmissionParameters::probing_rate` (§4.8 lets an
 //!   application adjust it).
 //!
+//! - **Observe with Block2 (§2.6, §3.4)**: [`Transfers::observe`]
+//!   registers an observation (RFC 7641) through [`Endpoint::observe`] and
+//!   reports each notification whole as [`ClientEvent::Notification`]. A
+//!   notification carrying only the first Block2 block is completed with
+//!   plain requests for NUM 1, 2, ...: the registration's options without
+//!   Observe, each with a token of its own (Figure 12: "the requests for
+//!   additional blocks cannot make use of the token of the Observation
+//!   relationship"), in the notification's block size. Their ETag must be
+//!   the notification's. One completion runs per observation: a newer
+//!   notification abandons the one in flight (never delivered, so the
+//!   values keep RFC 7641 §3.4 order); a block of a newer version ends it
+//!   ([`ClientEvent::NotificationFailed`]) until that version's own
+//!   notification starts again. [`Transfers::cancel_observe`] ends the
+//!   observation (actively or passively, §3.6) and its completion.
+//!
+//! # Driving the layer
+//!
+//! The layer is a filter on the endpoint's events; it never polls the
+//! endpoint itself. Its call contract:
+//!
+//! 1. Start work with [`Transfers::request`] (instead of
+//!    [`Endpoint::request`]) or [`Transfers::observe`] (instead of
+//!    [`Endpoint::observe`]), passing the same endpoint every time.
+//! 2. Drive the endpoint as its own contract says (`handle_datagram`,
+//!    `handle_timeout`, `poll_transmit`), and pass **every** event of
+//!    [`Endpoint::poll_event`] to [`Transfers::handle_event`]. The layer
+//!    consumes the `Response`, `Acknowledged`, `TimedOut`, `Reset` and
+//!    `Notification` events of the requests and observations it started;
+//!    everything else comes back as [`ClientEvent::Endpoint`] for the
+//!    application (incoming requests, responses to its own
+//!    [`Endpoint::request`]s, ...).
+//! 3. After `handle_event`, drain `poll_transmit` again: a follow-up block
+//!    request may be queued. The layer has no timers; the endpoint's
+//!    `poll_timeout` covers every transfer.
+//! 4. End work early with [`Transfers::cancel`] or
+//!    [`Transfers::cancel_observe`], never with the endpoint's `cancel` on
+//!    a request of the layer (the layer would wait for an event that never
+//!    comes).
+//!
 //! Bounds: at most [`ClientConfig::max_transfers`] transfers; a response
 //! body above [`ClientConfig::max_body`] fails the transfer (checked against
 //! Size2 as soon as it is known); all transfers together hold at most
@@ -126,6 +165,60 @@
 //! assert!(transfers.is_empty());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! Observing a resource larger than one block: each notification of the
+//! server carries block 0, the layer GETs the rest, and the application
+//! sees one complete notification.
+//!
+//! ```
+//! use coap_proto::client::{ClientConfig, ClientEvent, Transfers};
+//! use coap_proto::endpoint::{Config, Deregister, Endpoint};
+//! use coap_proto::server::{Reply, Resource, Server, ServerConfig};
+//! use coap_proto::{Code, ContentFormat, Instant, MessageBuf, MessageType, OptionNumber};
+//!
+//! /// Moves everything between the two endpoints; returns the payloads of
+//! /// the complete notifications.
+//! fn run(
+//!     server: &mut Server<u8, u32>, value: &mut u32, sep: &mut Endpoint<u8>,
+//!     cep: &mut Endpoint<u8>, transfers: &mut Transfers<u8>,
+//! ) -> Vec<Vec<u8>> {
+//!     let (now, mut buf, mut seen) = (Instant::ZERO, [0u8; 1500], Vec::new());
+//!     for _ in 0..10 {
+//!         while let Ok(Some(t)) = cep.poll_transmit(&mut buf) { sep.handle_datagram(now, 1, &buf[..t.len]); }
+//!         while let Some(ev) = sep.poll_event() { server.handle_event(sep, now, ev, value); }
+//!         while let Ok(Some(t)) = sep.poll_transmit(&mut buf) { cep.handle_datagram(now, 2, &buf[..t.len]); }
+//!         while let Some(ev) = cep.poll_event() {
+//!             if let Some(ClientEvent::Notification { message, .. }) = transfers.handle_event(cep, now, ev) {
+//!                 seen.push(message.payload().to_vec());
+//!             }
+//!         }
+//!     }
+//!     seen
+//! }
+//!
+//! let mut sc = ServerConfig::default();
+//! sc.block2_szx = 2; // 64-byte blocks
+//! let mut server: Server<u8, u32> = Server::new(sc);
+//! let log = server.add(Resource::new("/log").observable().get(|v: &mut u32, _| {
+//!     Reply::content(ContentFormat::TEXT_PLAIN, v.to_string().repeat(100))
+//! }))?;
+//! let mut value = 7;
+//! let mut sep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+//! let mut cep: Endpoint<u8> = Endpoint::new(Config::default(), 2);
+//! let mut transfers: Transfers<u8> = Transfers::new(ClientConfig::default());
+//! let mut get = MessageBuf::new(MessageType::Con, Code::GET);
+//! get.add_option(OptionNumber::URI_PATH, "log");
+//! let id = transfers.observe(&mut cep, Instant::ZERO, 2, get)?;
+//! let first = run(&mut server, &mut value, &mut sep, &mut cep, &mut transfers);
+//! assert_eq!(first, ["7".repeat(100).into_bytes()]);
+//! value = 8;
+//! server.notify_changed(&mut sep, Instant::ZERO, log, &mut value);
+//! let next = run(&mut server, &mut value, &mut sep, &mut cep, &mut transfers);
+//! assert_eq!(next, ["8".repeat(100).into_bytes()]);
+//! transfers.cancel_observe(&mut cep, Instant::ZERO, id, Deregister::Passive)?;
+//! assert!(transfers.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![deny(
     clippy::indexing_slicing,
     clippy::unwrap_used,
@@ -139,7 +232,7 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::endpoint::{Address, Endpoint, Error as EndpointError, Event, RequestId};
+use crate::endpoint::{Address, Deregister, Endpoint, Error as EndpointError, Event, RequestId};
 use crate::message::{
     Block, Code, ContentFormat, EncodeError, Encoder, MAX_TOKEN_LEN, Message, MessageBuf,
     MessageType, OptionNumber, encode_uint,
@@ -363,6 +456,10 @@ pub enum FailReason {
     BadBlock,
     /// A follow-up request could not be issued.
     Endpoint(EndpointError),
+    /// The server answered a block request of a notification's completion
+    /// (RFC 7959 §2.6) with this error code, e.g. 4.02 when the
+    /// representation shrank below the block asked for.
+    ErrorResponse(Code),
 }
 
 impl fmt::Display for FailReason {
@@ -383,6 +480,7 @@ impl fmt::Display for FailReason {
             }
             Self::BadBlock => f.write_str("the server broke the block-wise protocol"),
             Self::Endpoint(e) => write!(f, "could not send a block request: {e}"),
+            Self::ErrorResponse(c) => write!(f, "the server answered a block request with {c}"),
         }
     }
 }
@@ -390,7 +488,9 @@ impl fmt::Display for FailReason {
 /// What the layer reports from [`Transfers::handle_event`].
 ///
 /// Every transfer ends with exactly one `Response` or `Failed`, unless the
-/// application cancels it; `Progress` events come before.
+/// application cancels it; `Progress` events come before. An observation
+/// ([`Transfers::observe`]) reports `Notification`s (and
+/// `NotificationFailed`, `Progress`) until it ends the same way.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ClientEvent<A> {
@@ -422,6 +522,29 @@ pub enum ClientEvent<A> {
     /// The transfer ended without a response.
     Failed {
         /// The transfer.
+        id: TransferId,
+        /// Why.
+        reason: FailReason,
+    },
+    /// A notification of an observation ([`Transfers::observe`], RFC
+    /// 7641), newer than every one delivered before (§3.4), with the whole
+    /// representation as its payload: the notification's options (Observe,
+    /// ETag, Content-Format, Max-Age) without Block2 and Size2. The
+    /// observation stays open.
+    Notification {
+        /// The observation.
+        id: TransferId,
+        /// Who notified.
+        peer: A,
+        /// The notification; [`MessageBuf::payload`] is the whole body.
+        message: MessageBuf,
+    },
+    /// The rest of a block-wise notification (RFC 7959 §2.6) could not be
+    /// fetched; the observation stays open, and the next notification is
+    /// completed as usual. `RepresentationChanged` means a block of a newer
+    /// version came back: its own notification follows.
+    NotificationFailed {
+        /// The observation.
         id: TransferId,
         /// Why.
         reason: FailReason,
@@ -549,6 +672,26 @@ struct Transfer<A> {
     retries: u8,
     restarts: u8,
     shrinks: u8,
+    /// The bytes charged to `Transfers::memory`.
+    cost: usize,
+    /// For the completion of a notification (RFC 7959 §2.6): the
+    /// observation, and the notification without its block options, which
+    /// becomes the delivered message with the whole body as its payload.
+    notify: Option<(u64, MessageBuf)>,
+}
+
+/// An observation through the layer ([`Transfers::observe`]).
+#[derive(Debug)]
+struct Observation<A> {
+    peer: A,
+    /// The endpoint's observation.
+    rid: RequestId,
+    /// The registration request (without Observe), which the follow-up
+    /// block requests repeat (RFC 7959 §2.6).
+    msg: MessageBuf,
+    /// The internal transfer completing the newest notification, if any:
+    /// at most one per observation.
+    fetch: Option<u64>,
     /// The bytes charged to `Transfers::memory`.
     cost: usize,
 }
@@ -931,6 +1074,14 @@ impl<A: Address> Transfer<A> {
             let body = core::mem::take(&mut self.body);
             *memory = memory.saturating_sub(body.capacity());
             self.cost = self.cost.saturating_sub(body.capacity());
+            if let Some((_, head)) = &mut self.notify {
+                // The notification's options (Observe, ETag, Max-Age, ...)
+                // with the whole representation.
+                let mut m =
+                    core::mem::replace(head, MessageBuf::new(MessageType::Con, Code::EMPTY));
+                m.set_payload(body);
+                return Action::Deliver(m);
+            }
             return Action::Deliver(final_message(msg, Some(body)));
         }
         let next = b.num().saturating_add(1);
@@ -947,6 +1098,14 @@ impl<A: Address> Transfer<A> {
 
     /// The representation changed mid-transfer (RFC 7959 §2.4).
     fn changed(&mut self) -> Action {
+        if self.notify.is_some() {
+            // The completion of a notification (RFC 7959 §2.6) does not
+            // fetch the new version with plain GETs: a value newer than the
+            // notification delivered before the notification announcing it
+            // would break RFC 7641 §3.4 ordering. The change is announced by
+            // a newer notification, which starts its own completion.
+            return Action::Fail(FailReason::RepresentationChanged);
+        }
         // Only a safe request whose body (if any) goes with every follow-up
         // can simply be asked again.
         let may_restart = self.cfg.on_etag_change == OnEtagChange::Restart
@@ -1048,6 +1207,8 @@ pub struct Transfers<A: Address> {
     tags_issued: u32,
     map: BTreeMap<u64, Transfer<A>>,
     by_request: BTreeMap<RequestId, u64>,
+    observations: BTreeMap<u64, Observation<A>>,
+    obs_by_request: BTreeMap<RequestId, u64>,
     memory: usize,
 }
 
@@ -1055,6 +1216,7 @@ impl<A: Address> fmt::Debug for Transfers<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Transfers")
             .field("transfers", &self.map.len())
+            .field("observations", &self.observations.len())
             .field("memory", &self.memory)
             .finish_non_exhaustive()
     }
@@ -1079,6 +1241,8 @@ impl<A: Address> Transfers<A> {
             tags_issued: 0,
             map: BTreeMap::new(),
             by_request: BTreeMap::new(),
+            observations: BTreeMap::new(),
+            obs_by_request: BTreeMap::new(),
             memory: 0,
         }
     }
@@ -1108,7 +1272,8 @@ impl<A: Address> Transfers<A> {
         &mut self.config
     }
 
-    /// How many transfers are running.
+    /// How many transfers and observations ([`observe`](Self::observe))
+    /// are running; the completion of a notification counts as one more.
     ///
     /// ```
     /// # use coap_proto::client::{ClientConfig, Transfers};
@@ -1117,10 +1282,10 @@ impl<A: Address> Transfers<A> {
     /// ```
     #[must_use]
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.observations.len()
     }
 
-    /// True when no transfer runs and no memory is held.
+    /// True when no transfer or observation runs and no memory is held.
     ///
     /// ```
     /// # use coap_proto::client::{ClientConfig, Transfers};
@@ -1129,7 +1294,11 @@ impl<A: Address> Transfers<A> {
     /// ```
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty() && self.by_request.is_empty() && self.memory == 0
+        self.map.is_empty()
+            && self.by_request.is_empty()
+            && self.observations.is_empty()
+            && self.obs_by_request.is_empty()
+            && self.memory == 0
     }
 
     /// The bytes held now, as counted against [`ClientConfig::max_memory`].
@@ -1210,7 +1379,7 @@ impl<A: Address> Transfers<A> {
         let safe = is_safe(msg.code());
         let key = (!safe).then(|| resource_key(&msg));
         let cost = TRANSFER_BYTES + msg.encoded_len() + key.as_ref().map_or(0, Vec::len);
-        if self.map.len() >= self.config.max_transfers
+        if self.len() >= self.config.max_transfers
             || self.memory.saturating_add(cost) > self.config.max_memory
         {
             return Err(ClientError::NoCapacity);
@@ -1246,6 +1415,7 @@ impl<A: Address> Transfers<A> {
             restarts: 0,
             shrinks: 0,
             cost,
+            notify: None,
         };
         let rid = t.issue(ep, now).map_err(|e| match e {
             FailReason::Endpoint(e) => ClientError::Endpoint(e),
@@ -1301,14 +1471,45 @@ impl<A: Address> Transfers<A> {
         if peer.is_multicast() {
             return Err(ClientError::Multicast);
         }
-        let Some(b) = first.block2().filter(|b| b.num() == 0 && b.more()) else {
+        if !first.block2().is_some_and(|b| b.num() == 0 && b.more()) {
             return Err(ClientError::NotBlockWise);
-        };
-        let cost = TRANSFER_BYTES + request.encoded_len();
-        if self.map.len() >= self.config.max_transfers
-            || self.memory.saturating_add(cost) > self.config.max_memory
-        {
+        }
+        if self.len() >= self.config.max_transfers {
             return Err(ClientError::NoCapacity);
+        }
+        let id = self.next_id;
+        match self.resume(ep, now, peer, request, first, id, None) {
+            Ok(()) => {
+                self.next_id += 1;
+                Ok(TransferId(id))
+            }
+            Err(FailReason::BodyTooLarge | FailReason::OutOfMemory) => Err(ClientError::NoCapacity),
+            Err(FailReason::Endpoint(e)) => Err(ClientError::Endpoint(e)),
+            Err(_) => Err(ClientError::NotBlockWise),
+        }
+    }
+
+    /// Starts transfer `id` from `first`, a Block2 block 0 with M set that
+    /// answered `request` (RFC 7959 §2.6), within the memory bound.
+    #[allow(clippy::too_many_arguments)]
+    fn resume(
+        &mut self,
+        ep: &mut Endpoint<A>,
+        now: Instant,
+        peer: A,
+        request: MessageBuf,
+        first: &Message<'_>,
+        id: u64,
+        notify: Option<(u64, MessageBuf)>,
+    ) -> Result<(), FailReason> {
+        let Some(b) = first.block2().filter(|b| b.num() == 0 && b.more()) else {
+            return Err(FailReason::BadBlock);
+        };
+        let cost = TRANSFER_BYTES
+            + request.encoded_len()
+            + notify.as_ref().map_or(0, |(_, h)| h.encoded_len());
+        if self.memory.saturating_add(cost) > self.config.max_memory {
+            return Err(FailReason::OutOfMemory);
         }
         let mut t = Transfer {
             peer,
@@ -1333,25 +1534,259 @@ impl<A: Address> Transfers<A> {
             restarts: 0,
             shrinks: 0,
             cost,
+            notify,
         };
         let mut memory = self.memory + cost;
         match t.on_response(&mut memory, first) {
             Action::Send(_) => {}
-            Action::Fail(FailReason::BodyTooLarge | FailReason::OutOfMemory) => {
-                return Err(ClientError::NoCapacity);
-            }
-            Action::Deliver(_) | Action::Fail(_) => return Err(ClientError::NotBlockWise),
+            Action::Fail(reason) => return Err(reason),
+            Action::Deliver(_) => return Err(FailReason::BadBlock),
         }
-        let rid = t.issue(ep, now).map_err(|e| match e {
-            FailReason::Endpoint(e) => ClientError::Endpoint(e),
-            _ => ClientError::NotBlockWise,
-        })?;
-        let id = self.next_id;
-        self.next_id += 1;
+        let rid = t.issue(ep, now)?;
         self.memory = memory;
         self.by_request.insert(rid, id);
         self.map.insert(id, t);
+        Ok(())
+    }
+
+    /// Observes a resource (RFC 7641) through the layer: `msg` (a GET or
+    /// FETCH) is registered with [`Endpoint::observe`], and every
+    /// notification comes back as one [`ClientEvent::Notification`] with
+    /// the whole representation. A notification that carries only the
+    /// first Block2 block (RFC 7959 §2.6) is completed with plain requests
+    /// for blocks 1, 2, ... (the registration's options without Observe, a
+    /// fresh token each, like any block-wise GET, §3.4), whose ETag must
+    /// match the notification's (§2.4).
+    ///
+    /// At most one such completion runs per observation: a newer
+    /// notification abandons the older one's (it is never delivered, so
+    /// the delivered values keep RFC 7641 §3.4 order). A block of another
+    /// version (ETag or Content-Format) ends the completion with
+    /// [`ClientEvent::NotificationFailed`] (`RepresentationChanged`); the
+    /// notification of that change starts a new one. Other failures of a
+    /// completion (time-out, a body above [`ClientConfig::max_body`],
+    /// memory) are reported the same way; the observation stays open.
+    ///
+    /// A Block2 option in `msg`, or else [`ClientConfig::block2_szx`], asks
+    /// for a block size on the registration (early negotiation, Figure 13).
+    /// The observation ends with one [`ClientEvent::Response`] (a final
+    /// response, completed if block-wise) or [`ClientEvent::Failed`]
+    /// (`TimedOut`, `Reset`); end it yourself with
+    /// [`cancel_observe`](Self::cancel_observe). Observations count
+    /// towards [`ClientConfig::max_transfers`].
+    ///
+    /// ```
+    /// # use coap_proto::client::{ClientConfig, Transfers};
+    /// # use coap_proto::endpoint::{Config, Endpoint};
+    /// # use coap_proto::{Block, Code, Instant, Message, MessageBuf, MessageType, Observe, OptionNumber};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let mut cc = ClientConfig::default();
+    /// cc.block2_szx = Some(2);
+    /// let mut t: Transfers<u8> = Transfers::new(cc);
+    /// let mut get = MessageBuf::new(MessageType::Con, Code::GET);
+    /// get.add_option(OptionNumber::URI_PATH, "big");
+    /// t.observe(&mut ep, Instant::ZERO, 2, get)?;
+    /// let mut buf = [0u8; 1500];
+    /// let sent = ep.poll_transmit(&mut buf)?.unwrap();
+    /// let reg = Message::parse(&buf[..sent.len])?;
+    /// assert_eq!(reg.observe(), Some(Observe::REGISTER));
+    /// assert_eq!(reg.block2(), Some(Block::new(0, false, 2)?)); // 64-byte blocks
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn observe(
+        &mut self,
+        ep: &mut Endpoint<A>,
+        now: Instant,
+        peer: A,
+        msg: MessageBuf,
+    ) -> Result<TransferId, ClientError> {
+        if peer.is_multicast() {
+            return Err(ClientError::Multicast);
+        }
+        let mut msg = msg;
+        msg.remove_option(OptionNumber::OBSERVE);
+        msg.remove_option(OptionNumber::BLOCK1);
+        msg.remove_option(OptionNumber::SIZE1);
+        if msg.option(OptionNumber::BLOCK2).is_none()
+            && let Some(szx) = self.config.block2_szx
+            && let Ok(b) = Block::new(0, false, szx.min(6))
+        {
+            msg.add_option_uint(OptionNumber::BLOCK2, b.to_uint());
+        }
+        let cost = TRANSFER_BYTES + msg.encoded_len();
+        if self.len() >= self.config.max_transfers
+            || self.memory.saturating_add(cost) > self.config.max_memory
+        {
+            return Err(ClientError::NoCapacity);
+        }
+        let rid = ep.observe(now, peer, &msg)?;
+        let id = self.next_id;
+        self.next_id += 1;
+        self.memory += cost;
+        self.obs_by_request.insert(rid, id);
+        self.observations.insert(
+            id,
+            Observation {
+                peer,
+                rid,
+                msg,
+                fetch: None,
+                cost,
+            },
+        );
         Ok(TransferId(id))
+    }
+
+    /// Ends an observation started with [`observe`](Self::observe) (RFC
+    /// 7641 §3.6), as [`Endpoint::cancel_observe`] does, and abandons the
+    /// completion of a notification in flight: no event follows for `id`.
+    ///
+    /// ```
+    /// # use coap_proto::client::{ClientConfig, ClientError, Transfers};
+    /// # use coap_proto::endpoint::{Config, Deregister, Endpoint};
+    /// # use coap_proto::{Code, Instant, MessageBuf, MessageType};
+    /// let mut ep: Endpoint<u8> = Endpoint::new(Config::default(), 1);
+    /// let mut t: Transfers<u8> = Transfers::new(ClientConfig::default());
+    /// let id = t.observe(&mut ep, Instant::ZERO, 2, MessageBuf::new(MessageType::Con, Code::GET))?;
+    /// t.cancel_observe(&mut ep, Instant::ZERO, id, Deregister::Passive)?;
+    /// assert!(t.is_empty() && ep.tables().requests == 0);
+    /// assert_eq!(t.cancel_observe(&mut ep, Instant::ZERO, id, Deregister::Passive), Err(ClientError::UnknownTransfer));
+    /// # Ok::<(), ClientError>(())
+    /// ```
+    pub fn cancel_observe(
+        &mut self,
+        ep: &mut Endpoint<A>,
+        now: Instant,
+        id: TransferId,
+        how: Deregister,
+    ) -> Result<(), ClientError> {
+        let Some(o) = self.observations.remove(&id.0) else {
+            return Err(ClientError::UnknownTransfer);
+        };
+        self.obs_by_request.remove(&o.rid);
+        self.memory = self.memory.saturating_sub(o.cost);
+        if let Some(f) = o.fetch {
+            self.abandon(ep, now, f);
+        }
+        // Already ended (its final event not yet handled): fine.
+        let _ = ep.cancel_observe(now, o.rid, how);
+        Ok(())
+    }
+
+    /// Drops transfer `tid` and cancels its requests in flight.
+    fn abandon(&mut self, ep: &mut Endpoint<A>, now: Instant, tid: u64) {
+        if let Some(t) = self.map.remove(&tid) {
+            self.memory = self.memory.saturating_sub(t.cost);
+        }
+        let rids: Vec<RequestId> = self
+            .by_request
+            .iter()
+            .filter(|(_, t)| **t == tid)
+            .map(|(r, _)| *r)
+            .collect();
+        for r in rids {
+            self.by_request.remove(&r);
+            let _ = ep.cancel(now, r);
+        }
+    }
+
+    /// A notification of observation `oid` (RFC 7641 §3.2): delivered at
+    /// once, or completed block-wise (RFC 7959 §2.6).
+    fn on_notification(
+        &mut self,
+        ep: &mut Endpoint<A>,
+        now: Instant,
+        oid: u64,
+        msg: &Message<'_>,
+    ) -> Option<ClientEvent<A>> {
+        let (peer, old, request) = {
+            let o = self.observations.get_mut(&oid)?;
+            (o.peer, o.fetch.take(), o.msg.clone())
+        };
+        if let Some(f) = old {
+            // The endpoint delivers only notifications newer than every one
+            // before (RFC 7641 §3.4): the older completion is stale.
+            self.abandon(ep, now, f);
+        }
+        let id = TransferId(oid);
+        if !msg.has_option(OptionNumber::BLOCK2) {
+            return Some(ClientEvent::Notification {
+                id,
+                peer,
+                message: final_message(msg, None),
+            });
+        }
+        match msg.block2() {
+            Some(b) if b.num() == 0 && !b.more() => {
+                return Some(ClientEvent::Notification {
+                    id,
+                    peer,
+                    message: final_message(msg, None),
+                });
+            }
+            Some(b) if b.num() == 0 => {}
+            _ => {
+                return Some(ClientEvent::NotificationFailed {
+                    id,
+                    reason: FailReason::BadBlock,
+                });
+            }
+        }
+        let mut head = final_message(msg, None);
+        head.set_payload(Vec::new());
+        let fid = self.next_id;
+        match self.resume(ep, now, peer, request, msg, fid, Some((oid, head))) {
+            Ok(()) => {
+                self.next_id += 1;
+                if let Some(o) = self.observations.get_mut(&oid) {
+                    o.fetch = Some(fid);
+                }
+                let t = self.map.get(&fid)?;
+                t.cfg.progress.then_some(ClientEvent::Progress {
+                    id,
+                    phase: Phase::Download,
+                    done: t.body.len(),
+                    total: t.total,
+                })
+            }
+            Err(reason) => Some(ClientEvent::NotificationFailed { id, reason }),
+        }
+    }
+
+    /// The end of observation `oid` (the endpoint's final event for it).
+    fn end_observation(
+        &mut self,
+        ep: &mut Endpoint<A>,
+        now: Instant,
+        oid: u64,
+        response: Option<&Message<'_>>,
+        failed: FailReason,
+    ) -> Option<ClientEvent<A>> {
+        let o = self.observations.remove(&oid)?;
+        self.obs_by_request.remove(&o.rid);
+        self.memory = self.memory.saturating_sub(o.cost);
+        if let Some(f) = o.fetch {
+            self.abandon(ep, now, f);
+        }
+        let id = TransferId(oid);
+        let Some(msg) = response else {
+            return Some(ClientEvent::Failed { id, reason: failed });
+        };
+        let blockwise =
+            msg.code().is_success() && msg.block2().is_some_and(|b| b.num() == 0 && b.more());
+        if !blockwise {
+            return Some(ClientEvent::Response {
+                id,
+                peer: o.peer,
+                message: final_message(msg, None),
+            });
+        }
+        // A final response carrying the first block: the observation id
+        // becomes an ordinary transfer that fetches the rest.
+        match self.resume(ep, now, o.peer, o.msg, msg, oid, None) {
+            Ok(()) => None,
+            Err(reason) => Some(ClientEvent::Failed { id, reason }),
+        }
     }
 
     fn fresh_tag(&mut self, seed: u64) -> [u8; 4] {
@@ -1361,7 +1796,8 @@ impl<A: Address> Transfers<A> {
     }
 
     /// Abandons a transfer: its request in flight is cancelled, its memory
-    /// freed, and no event follows.
+    /// freed, and no event follows. For an observation this is
+    /// [`cancel_observe`](Self::cancel_observe) with [`Deregister::Passive`].
     ///
     /// ```
     /// # use coap_proto::client::{ClientConfig, ClientError, Transfers};
@@ -1381,21 +1817,16 @@ impl<A: Address> Transfers<A> {
         now: Instant,
         id: TransferId,
     ) -> Result<(), ClientError> {
-        let Some(t) = self.map.remove(&id.0) else {
-            return Err(ClientError::UnknownTransfer);
-        };
-        let rids: Vec<RequestId> = self
-            .by_request
-            .iter()
-            .filter(|(_, tid)| **tid == id.0)
-            .map(|(r, _)| *r)
-            .collect();
-        for r in rids {
-            self.by_request.remove(&r);
-            // Already finished (its final event not yet handled): fine.
-            let _ = ep.cancel(now, r);
+        if self.observations.contains_key(&id.0) {
+            return self.cancel_observe(ep, now, id, Deregister::Passive);
         }
-        self.memory = self.memory.saturating_sub(t.cost);
+        // A notification's completion has an internal id, never `id`.
+        if !self.map.contains_key(&id.0) {
+            return Err(ClientError::UnknownTransfer);
+        }
+        // A request already finished (its final event not yet handled) is
+        // fine to cancel.
+        self.abandon(ep, now, id.0);
         Ok(())
     }
 
@@ -1423,6 +1854,37 @@ impl<A: Address> Transfers<A> {
         now: Instant,
         event: Event<A>,
     ) -> Option<ClientEvent<A>> {
+        if let Some(&oid) = match &event {
+            Event::Notification(r) | Event::Response(r) => self.obs_by_request.get(&r.id),
+            Event::Acknowledged(rid) | Event::TimedOut(rid) | Event::Reset(rid) => {
+                self.obs_by_request.get(rid)
+            }
+            _ => None,
+        } {
+            return match event {
+                Event::Notification(r) => {
+                    let out = self.on_notification(ep, now, oid, &r.message());
+                    ep.recycle(r.message.into_bytes());
+                    out
+                }
+                Event::Response(r) => {
+                    let out = self.end_observation(
+                        ep,
+                        now,
+                        oid,
+                        Some(&r.message()),
+                        FailReason::BadBlock,
+                    );
+                    ep.recycle(r.message.into_bytes());
+                    out
+                }
+                Event::TimedOut(_) => {
+                    self.end_observation(ep, now, oid, None, FailReason::TimedOut)
+                }
+                Event::Reset(_) => self.end_observation(ep, now, oid, None, FailReason::Reset),
+                _ => None,
+            };
+        }
         match event {
             Event::Response(r) => {
                 let Some(tid) = self.by_request.remove(&r.id) else {
@@ -1472,7 +1934,16 @@ impl<A: Address> Transfers<A> {
         mut t: Transfer<A>,
         action: Action,
     ) -> Option<ClientEvent<A>> {
-        let id = TransferId(tid);
+        // A notification's completion reports under its observation's id.
+        let oid = t.notify.as_ref().map(|(o, _)| *o);
+        let id = TransferId(oid.unwrap_or(tid));
+        if let Some(o) = oid
+            && !matches!(action, Action::Send(_))
+            && let Some(obs) = self.observations.get_mut(&o)
+            && obs.fetch == Some(tid)
+        {
+            obs.fetch = None;
+        }
         match action {
             Action::Send(progress) => {
                 if matches!(t.state, State::Download { .. })
@@ -1501,9 +1972,27 @@ impl<A: Address> Transfers<A> {
                     }
                     Err(reason) => {
                         self.release(&t);
+                        if let Some(obs) = oid.and_then(|o| self.observations.get_mut(&o)) {
+                            obs.fetch = None;
+                            return Some(ClientEvent::NotificationFailed { id, reason });
+                        }
                         Some(ClientEvent::Failed { id, reason })
                     }
                 }
+            }
+            Action::Deliver(message) if oid.is_some() => {
+                self.release(&t);
+                if !message.code().is_success() {
+                    // Not a notification: the completion failed (the
+                    // observation itself goes on).
+                    let reason = FailReason::ErrorResponse(message.code());
+                    return Some(ClientEvent::NotificationFailed { id, reason });
+                }
+                Some(ClientEvent::Notification {
+                    id,
+                    peer: t.peer,
+                    message,
+                })
             }
             Action::Deliver(message) => {
                 self.release(&t);
@@ -1512,6 +2001,10 @@ impl<A: Address> Transfers<A> {
                     peer: t.peer,
                     message,
                 })
+            }
+            Action::Fail(reason) if oid.is_some() => {
+                self.release(&t);
+                Some(ClientEvent::NotificationFailed { id, reason })
             }
             Action::Fail(reason) => {
                 self.release(&t);

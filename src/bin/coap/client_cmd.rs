@@ -101,7 +101,9 @@ pub(crate) struct RequestArgs {
 
     /// Observe the resource (RFC 7641) for this many seconds: print the
     /// payload of every notification on a line of its own, then deregister
-    /// (GET with Observe:1). The exit status is that of the first response.
+    /// (GET with Observe:1). A notification larger than one message is
+    /// completed block-wise first (RFC 7959 §2.6), in `--block-size` blocks
+    /// if given. The exit status is that of the first response.
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
     observe: Option<Duration>,
 
@@ -251,7 +253,7 @@ pub(crate) fn request(global: Global, method: Code, args: &RequestArgs) -> CmdRe
         if method != Code::GET && method != Code::FETCH {
             return Err(Failure::usage("--observe works with GET and FETCH only"));
         }
-        return observe_cmd::observe(global, peer, &req, &args.send, duration);
+        return observe_cmd::observe(global, peer, req, &args.send, args.block_size, duration);
     }
     let blocks = Blocks {
         size: args.block_size,
@@ -628,17 +630,20 @@ impl std::fmt::Display for Seconds {
     }
 }
 
-/// `coap get --observe SECONDS` (RFC 7641).
+/// `coap get --observe SECONDS` (RFC 7641), through the client layer
+/// ([`Transfers::observe`]): every notification is printed whole, a
+/// block-wise one once its remaining blocks came (RFC 7959 §2.6).
 mod observe_cmd {
     use std::io::Write as _;
     use std::net::SocketAddr;
     use std::time::{Duration, Instant as StdInstant};
 
-    use coap_proto::endpoint::{Config, Deregister, Event, RequestId};
-    use coap_proto::udp::UdpEndpoint;
+    use coap_proto::client::{ClientConfig, ClientEvent, FailReason, TransferId, Transfers};
+    use coap_proto::endpoint::{Config, Deregister, Endpoint, Event};
+    use coap_proto::udp::{UdpEndpoint, os_seed};
     use coap_proto::{Code, MessageBuf, MessageType};
 
-    use super::{Seconds, SendArgs, client, network_error};
+    use super::{MAX_BODY, Seconds, SendArgs, client, network_error};
     use crate::{CmdResult, Failure, Global, Status};
 
     /// What the observation has come to.
@@ -665,45 +670,127 @@ mod observe_cmd {
         }
     }
 
-    /// RFC 7641 §3.6: deregisters with GET Observe:1, and waits (at most
-    /// `timeout`) for its exchange to end.
-    fn deregister(ep: &mut UdpEndpoint, id: RequestId, timeout: Duration) -> CmdResult {
+    /// RFC 7641 §3.6: deregisters with GET Observe:1 (which also ends a
+    /// completion in flight), and waits (at most `timeout`) for its
+    /// exchange to end.
+    fn deregister(
+        ep: &mut UdpEndpoint,
+        transfers: &mut Transfers<SocketAddr>,
+        id: TransferId,
+        timeout: Duration,
+    ) -> CmdResult {
         let now = ep.now();
-        let _ = ep.endpoint().cancel_observe(now, id, Deregister::Active);
+        let _ = transfers.cancel_observe(ep.endpoint(), now, id, Deregister::Active);
         let until = StdInstant::now() + timeout;
         while ep.endpoint().tables().requests > 0 {
             let left = until.saturating_duration_since(StdInstant::now());
             if left.is_zero() {
                 break;
             }
-            ep.turn(Some(left.min(Duration::from_millis(200))), |e, _, event| {
-                if let Event::Notification(r) | Event::Response(r) = event {
-                    e.recycle(r.message.into_bytes());
-                }
-            })
+            ep.turn(
+                Some(left.min(Duration::from_millis(200))),
+                |e, now, event| {
+                    if let Some(ClientEvent::Endpoint(
+                        Event::Notification(r) | Event::Response(r),
+                    )) = transfers.handle_event(e, now, event)
+                    {
+                        e.recycle(r.message.into_bytes());
+                    }
+                },
+            )
             .map_err(|e| network_error(&e))?;
         }
         Ok(())
     }
 
-    /// Observes for `duration`, printing each notification, then
+    /// What one event of the layer does to the observation `id`.
+    fn on_event(
+        st: &mut State,
+        id: TransferId,
+        peer: SocketAddr,
+        e: &mut Endpoint<SocketAddr>,
+        now: coap_proto::Instant,
+        ev: Option<ClientEvent<SocketAddr>>,
+    ) {
+        match ev {
+            Some(ClientEvent::Notification { id: i, message, .. }) if i == id => {
+                st.first.get_or_insert(message.code());
+                line(message.payload(), st);
+            }
+            Some(ClientEvent::NotificationFailed { id: i, reason }) if i == id => {
+                // The observation goes on (it did answer); the
+                // next notification brings the value.
+                st.first.get_or_insert(Code::CONTENT);
+                eprintln!("coap get: a notification was not completed: {reason}");
+            }
+            Some(ClientEvent::Response { id: i, message, .. }) if i == id => {
+                // Not (or no longer) observed: a plain response.
+                let code = message.code();
+                if code.is_success() {
+                    line(message.payload(), st);
+                } else {
+                    let mut m = code.to_string();
+                    let p = message.payload();
+                    if !p.is_empty() {
+                        m.push_str(": ");
+                        m.push_str(&String::from_utf8_lossy(p));
+                    }
+                    st.ended = Some(Failure::new(Status::ErrorResponse, m));
+                }
+                st.first.get_or_insert(code);
+                st.done = true;
+            }
+            Some(ClientEvent::Failed { id: i, reason }) if i == id => {
+                let why = match reason {
+                    FailReason::TimedOut | FailReason::Reset => "no answer or a Reset".to_string(),
+                    other => other.to_string(),
+                };
+                st.ended = Some(Failure::new(
+                    Status::NoAnswer,
+                    format!("the observation of {peer} ended: {why}"),
+                ));
+                st.done = true;
+            }
+            Some(ClientEvent::Endpoint(Event::Request(req))) => {
+                let busy = MessageBuf::new(MessageType::Ack, Code::SERVICE_UNAVAILABLE);
+                let _ = e.respond(now, req.handle, &busy);
+                e.recycle(req.message.into_bytes());
+            }
+            Some(ClientEvent::Endpoint(Event::Response(r) | Event::Notification(r))) => {
+                e.recycle(r.message.into_bytes());
+            }
+            _ => {}
+        }
+    }
+
+    /// Observes for `duration`, printing each complete notification, then
     /// deregisters actively (RFC 7641 §3.6).
     pub(super) fn observe(
         global: Global,
         peer: SocketAddr,
-        req: &MessageBuf,
+        req: MessageBuf,
         send: &SendArgs,
+        block_size: Option<u8>,
         duration: Duration,
     ) -> CmdResult {
         let mut config = Config::default();
         config.non_request_timeout = send.timeout;
         config.separate_response_timeout = send.timeout;
         let mut ep = client(global, peer, config)?;
+        let mut cc = ClientConfig::default();
+        cc.tag_seed = os_seed();
+        cc.max_body = MAX_BODY;
+        cc.max_memory = MAX_BODY.saturating_mul(2);
+        cc.ask_size2 = false;
+        cc.progress = false;
+        // RFC 7959 §2.6: the size asked for on the registration applies to
+        // the notifications, and the follow-ups use the server's.
+        cc.block2_szx = block_size;
+        let mut transfers = Transfers::new(cc);
         let start = StdInstant::now();
         let now = ep.now();
-        let id = ep
-            .endpoint()
-            .observe(now, peer, req)
+        let id = transfers
+            .observe(ep.endpoint(), now, peer, req)
             .map_err(|e| Failure::usage(format!("cannot send the request: {e}")))?;
         let mut st = State::default();
         let end = start + duration;
@@ -714,7 +801,7 @@ mod observe_cmd {
             }
             if st.first.is_none() && start.elapsed() >= send.timeout {
                 let now = ep.now();
-                let _ = ep.endpoint().cancel(now, id);
+                let _ = transfers.cancel(ep.endpoint(), now, id);
                 return Err(Failure::new(
                     Status::NoAnswer,
                     format!("no response from {peer} within {}", Seconds(send.timeout)),
@@ -723,51 +810,14 @@ mod observe_cmd {
             ep.turn(
                 Some(left.min(Duration::from_millis(200))),
                 |e, now, event| {
-                    match event {
-                        Event::Notification(r) if r.id == id => {
-                            st.first.get_or_insert(r.message().code());
-                            line(r.message().payload(), &mut st);
-                            e.recycle(r.message.into_bytes());
-                        }
-                        Event::Response(r) if r.id == id => {
-                            // Not (or no longer) observed: a plain response.
-                            let code = r.message().code();
-                            if code.is_success() {
-                                line(r.message().payload(), &mut st);
-                            }
-                            if !code.is_success() {
-                                let mut m = code.to_string();
-                                let p = r.message().payload();
-                                if !p.is_empty() {
-                                    m.push_str(": ");
-                                    m.push_str(&String::from_utf8_lossy(p));
-                                }
-                                st.ended = Some(Failure::new(Status::ErrorResponse, m));
-                            }
-                            st.first.get_or_insert(code);
-                            st.done = true;
-                            e.recycle(r.message.into_bytes());
-                        }
-                        Event::TimedOut(r) | Event::Reset(r) if r == id => {
-                            st.ended = Some(Failure::new(
-                                Status::NoAnswer,
-                                format!("the observation of {peer} ended: no answer or a Reset"),
-                            ));
-                            st.done = true;
-                        }
-                        Event::Request(req) => {
-                            let busy = MessageBuf::new(MessageType::Ack, Code::SERVICE_UNAVAILABLE);
-                            let _ = e.respond(now, req.handle, &busy);
-                            e.recycle(req.message.into_bytes());
-                        }
-                        _ => {}
-                    }
+                    let ev = transfers.handle_event(e, now, event);
+                    on_event(&mut st, id, peer, e, now, ev);
                 },
             )
             .map_err(|e| network_error(&e))?;
         }
         if !st.done {
-            deregister(&mut ep, id, send.timeout)?;
+            deregister(&mut ep, &mut transfers, id, send.timeout)?;
         }
         if let Some(e) = st.error {
             return Err(Failure::new(
