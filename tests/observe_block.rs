@@ -39,6 +39,11 @@ struct Doc {
 fn make_server() -> (Server<u32, Doc>, ResourceId) {
     let mut cfg = ServerConfig::default();
     cfg.block2_szx = 2;
+    // CON notifications: the client's one notification slot (RFC 7641
+    // §4.5.1, NSTART 1) frees as soon as each is acknowledged, so a
+    // scenario can notify twice in a row; NON ones would hold the next
+    // for the 3 s NON interval.
+    cfg.notify_con = true;
     let mut s: Server<u32, Doc> = Server::new(cfg);
     let id = s
         .add(Resource::new("/big").observable().get(|d: &mut Doc, _| {
@@ -426,6 +431,9 @@ fn etag_change_mid_fetch_restarts_from_the_newest_notification() {
     // The resource changes without a notification yet (a server rate
     // limit, RFC 7641 §4.5.1); the held GET now gets block 2 of version 3.
     n.doc.version = 3;
+    // The application marks the change (the server layer then drops its
+    // kept copy), but the notification itself is not sent yet.
+    n.server.invalidate(n.res);
     n.hook = Box::new(|_| Hook::Serve);
     n.release();
     assert_eq!(n.failures(), [(t1, FailReason::RepresentationChanged)]);
@@ -687,6 +695,7 @@ fn error_answer_to_a_completion_is_not_a_notification() {
     // Version 3 has 100 bytes (blocks 0 and 1) and is not notified yet.
     n.doc.version = 3;
     n.doc.len = 100;
+    n.server.invalidate(n.res);
     n.hook = Box::new(|_| Hook::Serve);
     n.release();
     assert_eq!(
