@@ -403,6 +403,22 @@ fn early_negotiation_on_the_registration() {
         Some(Block::new(0, false, 1).unwrap())
     );
     assert_eq!(n.notifications(), [(T0, 1, etag(1), rep(1, 200))]);
+    // RFC 7959 §2.6: later notifications carry their first block at the
+    // size the registration asked for (32 bytes, not the server's 64), so
+    // the client fetches blocks 1 to 6 of the 200 bytes at that size.
+    let before = n.sent.len();
+    let t1 = T0 + std::time::Duration::from_secs(5);
+    n.advance(t1);
+    assert_eq!(n.change(2), 1);
+    assert_eq!(
+        n.gets(before),
+        (1..=6).map(|num| (Some(num), false)).collect::<Vec<_>>()
+    );
+    for (_, m) in &n.sent[before..] {
+        let b = Block::from_value(m.option(OptionNumber::BLOCK2).unwrap()).unwrap();
+        assert_eq!(b.szx(), 1);
+    }
+    assert_eq!(n.notifications()[1], (t1, 2, etag(2), rep(2, 200)));
     n.transfers.cancel(&mut n.client, n.now, id).unwrap();
     n.assert_clean();
 }

@@ -375,6 +375,13 @@ impl<A: Address, S> Server<A, S> {
         };
         let (format, content_format, since_con, last_con) =
             (obs.format, obs.content_format, obs.since_con, obs.last_con);
+        // RFC 7959 §2.6: the block size the client asked for in its
+        // registration (early negotiation, §2.4) applies to the first block
+        // of every notification too; ours caps it.
+        let asked_szx = Message::parse(&obs.request)
+            .ok()
+            .and_then(|r| r.block2())
+            .map(crate::message::Block::szx);
         let Some(reply) = self.run_for_observer(now, idx, key, state) else {
             return false;
         };
@@ -413,7 +420,7 @@ impl<A: Address, S> Server<A, S> {
             }
             return self.count_notification(&r, true);
         }
-        let szx = self.config.block2_szx;
+        let szx = asked_szx.map_or(self.config.block2_szx, |a| a.min(self.config.block2_szx));
         let block_wise = m.payload().len() > 1usize << (szx + 4)
             || m.encoded_len() + MAX_TOKEN_LEN + 4 > max_message;
         let auto = match self.config.auto_etag {
