@@ -196,6 +196,37 @@ fn rfc7252_4_5_duplicate_non_dropped_within_non_lifetime() {
 }
 
 #[test]
+fn rfc7252_4_5_non_entry_expires_at_non_lifetime_behind_an_older_con_entry() {
+    // RFC 7252 §4.5/§4.8.2: a CON is deduplicated for EXCHANGE_LIFETIME
+    // (247 s), a NON for NON_LIFETIME (145 s). A NON entry made after a
+    // CON entry expires first, at its own deadline, which poll_timeout
+    // reports exactly.
+    let mut s = ep(Config::default());
+    s.handle_datagram(Instant::ZERO, CLIENT, &con_get(0x0001));
+    let r = take_request(&mut s);
+    respond(&mut s, Instant::ZERO, r.handle, Code::CONTENT, b"c");
+    let _ = one(&mut s, CLIENT);
+    s.handle_datagram(secs(1), CLIENT, &non_get(0x0002));
+    let r = take_request(&mut s);
+    respond(&mut s, secs(1), r.handle, Code::CONTENT, b"n");
+    let _ = one(&mut s, CLIENT);
+    assert_eq!(s.tables().dedup, 2);
+    assert_eq!(s.poll_timeout(), Some(secs(146)));
+    s.handle_timeout(secs(146));
+    assert_eq!(s.tables().dedup, 1, "the NON entry is gone at 1 s + 145 s");
+    assert_eq!(s.poll_timeout(), Some(secs(247)));
+    // The NON's MID is a new message again; the CON's is still a duplicate.
+    s.handle_datagram(secs(146), CLIENT, &non_get(0x0002));
+    let again = take_request(&mut s);
+    respond(&mut s, secs(146), again.handle, Code::CONTENT, b"n");
+    let _ = one(&mut s, CLIENT);
+    s.handle_datagram(secs(146), CLIENT, &con_get(0x0001));
+    assert_eq!(parse(&one(&mut s, CLIENT)).payload(), b"c");
+    no_events(&mut s);
+    finish_quiet(&mut s, secs(146));
+}
+
+#[test]
 fn rfc7252_4_5_dedup_cache_is_bounded_oldest_first() {
     // RFC 7252 §4.5 with bounded memory: when the cache is full the oldest
     // entry goes (counted), and a duplicate of it is then new again.

@@ -667,7 +667,10 @@ pub struct Endpoint<A: Address> {
     gate_ids: BTreeMap<u64, A>,
 
     dedup: BTreeMap<(A, u16), DedupEntry>,
-    dedup_order: VecDeque<(A, u16, u64)>,
+    /// Insertion order of the dedup entries, one queue per lifetime
+    /// (`[NON, CON]`): entries of one lifetime expire in insertion order,
+    /// so each queue's front is its next expiry, exactly.
+    dedup_order: [VecDeque<(A, u16, u64)>; 2],
     dedup_bytes: usize,
     /// Freed cached replies (exactly sized) kept for the next reply of about
     /// the same size, so that caching a reply does not allocate in steady
@@ -798,7 +801,7 @@ impl<A: Address> Endpoint<A> {
             gates: BTreeMap::new(),
             gate_ids: BTreeMap::new(),
             dedup: BTreeMap::new(),
-            dedup_order: VecDeque::new(),
+            dedup_order: [VecDeque::new(), VecDeque::new()],
             dedup_bytes: 0,
             reply_pool: Vec::new(),
             reply_pool_bytes: 0,
@@ -1118,9 +1121,11 @@ impl<A: Address> Endpoint<A> {
         let timer = self.timers.first().map(|(t, _)| *t);
         let dedup = self
             .dedup_order
-            .front()
-            .and_then(|(a, m, _)| self.dedup.get(&(*a, *m)))
-            .map(|e| e.expires);
+            .iter()
+            .filter_map(|q| q.front())
+            .filter_map(|(a, m, _)| self.dedup.get(&(*a, *m)))
+            .map(|e| e.expires)
+            .min();
         match (timer, dedup) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -2961,20 +2966,37 @@ impl<A: Address> Endpoint<A> {
     // ----- deduplication (RFC 7252 §4.5) -------------------------------------
 
     fn expire_dedup(&mut self, now: Instant, budget: usize) {
-        for _ in 0..budget {
-            let Some(&(peer, mid, seq)) = self.dedup_order.front() else {
-                return;
-            };
-            match self.dedup.get(&(peer, mid)) {
-                Some(e) if e.seq == seq => {
-                    if e.expires > now {
-                        return;
+        let mut budget = budget;
+        for q in 0..self.dedup_order.len() {
+            while budget > 0 {
+                let Some(&(peer, mid, seq)) = self.dedup_order.get(q).and_then(VecDeque::front)
+                else {
+                    break;
+                };
+                match self.dedup.get(&(peer, mid)) {
+                    Some(e) if e.seq == seq => {
+                        if e.expires > now {
+                            break;
+                        }
+                        self.remove_dedup(peer, mid);
                     }
-                    self.remove_dedup(peer, mid);
+                    _ => {}
                 }
-                _ => {}
+                if let Some(queue) = self.dedup_order.get_mut(q) {
+                    queue.pop_front();
+                }
+                budget -= 1;
             }
-            self.dedup_order.pop_front();
+        }
+    }
+
+    /// Takes the oldest entry (by insertion) off the front of either queue.
+    fn pop_oldest_dedup(&mut self) -> Option<(A, u16, u64)> {
+        let [non, con] = &mut self.dedup_order;
+        match (non.front(), con.front()) {
+            (Some(n), Some(c)) if c.2 < n.2 => con.pop_front(),
+            (Some(_), _) => non.pop_front(),
+            (None, _) => con.pop_front(),
         }
     }
 
@@ -3018,7 +3040,7 @@ impl<A: Address> Endpoint<A> {
             if !(entries_over || bytes_over) || self.dedup.is_empty() {
                 break;
             }
-            let Some((peer, mid, seq)) = self.dedup_order.pop_front() else {
+            let Some((peer, mid, seq)) = self.pop_oldest_dedup() else {
                 break;
             };
             if self.dedup.get(&(peer, mid)).is_some_and(|e| e.seq == seq) {
@@ -3055,7 +3077,9 @@ impl<A: Address> Endpoint<A> {
         if let Some(old) = old {
             self.forget_reply(old.state);
         }
-        self.dedup_order.push_back((peer, mid, seq));
+        if let Some(queue) = self.dedup_order.get_mut(usize::from(con)) {
+            queue.push_back((peer, mid, seq));
+        }
     }
 
     /// Records the reply to replay for duplicates of (peer, mid).
