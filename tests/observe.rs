@@ -11,14 +11,11 @@
 //! Every scenario ends with no state left: the observation is ended, the
 //! server's list of observers is empty, and both endpoints' tables are
 //! empty once EXCHANGE_LIFETIME has passed (`Pair::finish`).
-#![allow(unsafe_code)] // the counting allocator of `bytes_per_observer`
 #![allow(clippy::cast_possible_wrap, clippy::similar_names)]
 
 mod common;
 
 use core::time::Duration;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 
 use coap_proto::endpoint::{Config, Deregister, Endpoint, Event, RequestId};
 use coap_proto::server::{OBSERVER_BYTES, Reply, Resource, ResourceId, Server, ServerConfig};
@@ -30,53 +27,10 @@ use MessageType::{Ack, Con, Non, Rst};
 const TEXT: ContentFormat = ContentFormat::TEXT_PLAIN;
 const XML: ContentFormat = ContentFormat::XML;
 
-// ----- a per-thread counting allocator (bytes per observer) -----------------
-
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-}
-
-fn count(delta: isize) {
-    let _ = LIVE.try_with(|c| c.set(c.get() + delta));
-}
-
-// SAFETY: forwards to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        let p = unsafe { System.alloc_zeroed(layout) };
-        if !p.is_null() {
-            count(layout.size() as isize);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) };
-        count(-(layout.size() as isize));
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        let p = unsafe { System.realloc(ptr, layout, new_size) };
-        if !p.is_null() {
-            count(new_size as isize - layout.size() as isize);
-        }
-        p
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::alloc::Counting = common::alloc::Counting;
 
-fn live() -> isize {
-    LIVE.with(Cell::get)
-}
+use common::alloc::live;
 
 // ----- the application and the harness --------------------------------------
 
