@@ -139,37 +139,37 @@ fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     // final check, which must not wrap even on 32-bit targets.
     let mut number = 0u64;
     while let Some((&b, after)) = rest.split_first() {
+        // Only one slice is kept live in the loop (fewer registers).
+        rest = after;
         if b < 0xd0 && b & 0x0f < 13 {
             // 1-byte option header: delta and length below 13.
             number += u64::from(b >> 4);
-            rest = after.get(usize::from(b & 0x0f)..)?;
-            continue;
-        }
-        if b < 0xd0 && b & 0x0f == 13 {
+            rest = rest.get(usize::from(b & 0x0f)..)?;
+        } else if b < 0xd0 && b & 0x0f == 13 {
             // Delta below 13, 1-byte length extension (13 to 268 bytes).
-            let (&ext, after) = after.split_first()?;
+            let (&ext, after) = rest.split_first()?;
             number += u64::from(b >> 4);
             rest = after.get(13 + usize::from(ext)..)?;
-            continue;
-        }
-        if b == PAYLOAD_MARKER {
+        } else if b == PAYLOAD_MARKER {
             // An empty payload after the marker is an error.
-            if number > u64::from(u16::MAX) || after.is_empty() {
+            if number > u64::from(u16::MAX) || rest.is_empty() {
                 return None;
             }
-            return Some((buf.get(..buf.len() - rest.len())?, after));
+            // `rest` is a suffix of `buf` after the marker.
+            return Some((buf.get(..buf.len() - rest.len() - 1)?, rest));
+        } else {
+            let (dn, ln) = (b >> 4, b & 0x0f);
+            if dn == 15 || ln == 15 {
+                return None;
+            }
+            let (delta, after) = read_ext(dn, rest)?;
+            let (len, after) = read_ext(ln, after)?;
+            number += delta as u64;
+            if number > u64::from(u16::MAX) {
+                return None;
+            }
+            rest = after.get(len..)?;
         }
-        let (dn, ln) = (b >> 4, b & 0x0f);
-        if dn == 15 || ln == 15 {
-            return None;
-        }
-        let (delta, after) = read_ext(dn, after)?;
-        let (len, after) = read_ext(ln, after)?;
-        number += delta as u64;
-        if number > u64::from(u16::MAX) {
-            return None;
-        }
-        rest = after.get(len..)?;
     }
     (number <= u64::from(u16::MAX)).then_some((buf, &[]))
 }
