@@ -128,15 +128,16 @@ fn read_ext(nibble: u8, rest: &[u8]) -> Option<(usize, &[u8])> {
 ///
 /// It only answers yes or no, which keeps the loop small: the common option
 /// headers (delta below 13 with a length below 13 or a 1-byte length
-/// extension) have their own short paths, and the option number, which
-/// only grows by at most 12 on those paths, is checked against 65535 once
-/// at the end (and on every extended delta). Which error came first, and
+/// extension, and a 1-byte delta extension with a length below 13) have
+/// their own short paths, and the option number is checked against 65535
+/// once at the end (and on every other extended header). Which error came first, and
 /// where, is then worked out by [`options_exact`].
 #[inline]
 fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut rest = buf;
-    // u64: the sum may run past 65535 by up to 12 per byte before the
-    // final check, which must not wrap even on 32-bit targets.
+    // u64: the sum may run past 65535 (by at most 268 per option header
+    // byte) before the final check, which must not wrap even on 32-bit
+    // targets.
     let mut number = 0u64;
     while let Some((&b, after)) = rest.split_first() {
         // Only one slice is kept live in the loop (fewer registers).
@@ -150,6 +151,12 @@ fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
             let (&ext, after) = rest.split_first()?;
             number += u64::from(b >> 4);
             rest = after.get(13 + usize::from(ext)..)?;
+        } else if b & 0xf0 == 0xd0 && b & 0x0f < 13 {
+            // 1-byte delta extension (13 to 268), length below 13: the
+            // Block, Size and other options numbered above 12.
+            let (&ext, after) = rest.split_first()?;
+            number += 13 + u64::from(ext);
+            rest = after.get(usize::from(b & 0x0f)..)?;
         } else if b == PAYLOAD_MARKER {
             // An empty payload after the marker is an error.
             if number > u64::from(u16::MAX) || rest.is_empty() {
@@ -797,6 +804,25 @@ impl<'a> Iterator for Options<'a> {
                     number: OptionNumber(n),
                     value,
                 });
+            }
+            self.rest = &[];
+            return None;
+        }
+        if b & 0xf0 == 0xd0 && b & 0x0f < 13 {
+            // 1-byte delta extension, length below 13.
+            if let Some((&ext, after)) = after.split_first() {
+                let number = self.number + 13 + usize::from(ext);
+                if let (Ok(n), Some((value, rest))) = (
+                    u16::try_from(number),
+                    after.split_at_checked(usize::from(b & 0x0f)),
+                ) {
+                    self.number = number;
+                    self.rest = rest;
+                    return Some(OptionRef {
+                        number: OptionNumber(n),
+                        value,
+                    });
+                }
             }
             self.rest = &[];
             return None;
