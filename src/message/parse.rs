@@ -121,6 +121,9 @@ fn read_ext(nibble: u8, rest: &[u8]) -> Option<(usize, &[u8])> {
     }
 }
 
+/// The largest option number, as the type of [`scan_options`]' running sum.
+const MAX_NUMBER: u64 = 0xffff;
+
 /// The hot path of [`Message::parse`]: checks the options region at the
 /// start of `buf` (the datagram after the token) in one pass and splits
 /// `buf` into the options region and the payload (after the marker, or
@@ -130,8 +133,8 @@ fn read_ext(nibble: u8, rest: &[u8]) -> Option<(usize, &[u8])> {
 /// headers (delta below 13 with a length below 13 or a 1-byte length
 /// extension, and a 1-byte delta extension with a length below 13) have
 /// their own short paths, and the option number is checked against 65535
-/// once at the end (and on every other extended header). Which error came first, and
-/// where, is then worked out by [`options_exact`].
+/// once at the end (and on every other extended header). Which error came
+/// first, and where, is then worked out by [`options_exact`].
 #[inline]
 fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
     let mut rest = buf;
@@ -159,7 +162,7 @@ fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
             rest = after.get(usize::from(b & 0x0f)..)?;
         } else if b == PAYLOAD_MARKER {
             // An empty payload after the marker is an error.
-            if number > u64::from(u16::MAX) || rest.is_empty() {
+            if number > MAX_NUMBER || rest.is_empty() {
                 return None;
             }
             // `rest` is a suffix of `buf` after the marker.
@@ -172,13 +175,13 @@ fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
             let (delta, after) = read_ext(dn, rest)?;
             let (len, after) = read_ext(ln, after)?;
             number += delta as u64;
-            if number > u64::from(u16::MAX) {
+            if number > MAX_NUMBER {
                 return None;
             }
             rest = after.get(len..)?;
         }
     }
-    (number <= u64::from(u16::MAX)).then_some((buf, &[]))
+    (number <= MAX_NUMBER).then_some((buf, &[]))
 }
 
 /// The options region of a datagram whose header and token are valid,
