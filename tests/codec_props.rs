@@ -2,11 +2,14 @@
 //! - any message built with the encoder parses back equal;
 //! - any byte string either fails to parse or re-encodes to itself
 //!   (canonical framing), and parsing never panics;
-//! - typed option values round-trip.
+//! - typed option values round-trip;
+//! - `Message::parse`, `Options::new` and `Encoder` agree with the
+//!   straightforward reference models below on every input (differential
+//!   checks guarding the optimised codec paths).
 
 use coap_proto::{
-    Block, Code, EncodeError, Encoder, Message, MessageBuf, MessageType, Observe, OptionNumber,
-    ParseErrorKind, decode_uint, encode_uint,
+    Block, Code, EncodeError, Encoder, Header, Message, MessageBuf, MessageType, Observe,
+    OptionNumber, Options, ParseErrorKind, decode_uint, encode_uint,
 };
 use proptest::prelude::*;
 
@@ -196,6 +199,363 @@ proptest! {
     #[test]
     fn observe_roundtrip(n in 0u32..=Observe::MAX) {
         prop_assert_eq!(Observe::from_value(&encode_uint(n)), Ok(Observe(n)));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Reference models for the differential checks: plain, spec-order code with
+// no fast paths, written independently of src/message.
+// ---------------------------------------------------------------------------
+
+/// A parsed message as plain data: (type, code, MID, token, options, payload).
+type RefMessage = (
+    MessageType,
+    Code,
+    u16,
+    Vec<u8>,
+    Vec<(u16, Vec<u8>)>,
+    Vec<u8>,
+);
+
+/// The option header at `at` (§3.1; the caller handles the payload
+/// marker): `Ok((delta, value start, value length))`, or the framing error.
+/// The value itself is not bounds-checked here.
+fn ref_option(b: &[u8], at: usize) -> Result<(usize, usize, usize), ParseErrorKind> {
+    let first = b[at];
+    let mut i = at + 1;
+    let mut ext = |nibble: u8| -> Result<usize, ParseErrorKind> {
+        match nibble {
+            13 => {
+                let e = *b.get(i).ok_or(ParseErrorKind::OptionHeaderTruncated)?;
+                i += 1;
+                Ok(13 + usize::from(e))
+            }
+            14 => {
+                if i + 2 > b.len() {
+                    return Err(ParseErrorKind::OptionHeaderTruncated);
+                }
+                let v = 269 + usize::from(u16::from_be_bytes([b[i], b[i + 1]]));
+                i += 2;
+                Ok(v)
+            }
+            n => Ok(usize::from(n)),
+        }
+    };
+    // Both nibbles are checked for 15 before any extension is read.
+    if first >> 4 == 15 {
+        return Err(ParseErrorKind::ReservedOptionDelta);
+    }
+    if first & 15 == 15 {
+        return Err(ParseErrorKind::ReservedOptionLength);
+    }
+    let delta = ext(first >> 4)?;
+    let len = ext(first & 15)?;
+    Ok((delta, i, len))
+}
+
+/// `Message::parse` as the spec reads, errors as `(kind, offset)`.
+fn ref_parse(b: &[u8]) -> Result<RefMessage, (ParseErrorKind, usize)> {
+    if b.len() < 4 {
+        return Err((ParseErrorKind::TooShort, 0));
+    }
+    if b[0] >> 6 != 1 {
+        return Err((ParseErrorKind::UnsupportedVersion, 0));
+    }
+    let tkl = usize::from(b[0] & 15);
+    if tkl > 8 {
+        return Err((ParseErrorKind::InvalidTokenLength, 0));
+    }
+    if b[1] == 0 && (tkl > 0 || b.len() > 4) {
+        return Err((ParseErrorKind::EmptyMessageNotEmpty, 4));
+    }
+    if b.len() < 4 + tkl {
+        return Err((ParseErrorKind::TokenTruncated, 4));
+    }
+    let mut at = 4 + tkl;
+    let mut number = 0usize;
+    let mut options = Vec::new();
+    let mut payload = Vec::new();
+    while at < b.len() {
+        if b[at] == 0xff {
+            if at + 1 == b.len() {
+                return Err((ParseErrorKind::EmptyPayload, at));
+            }
+            payload = b[at + 1..].to_vec();
+            break;
+        }
+        let (delta, start, len) = ref_option(b, at).map_err(|k| (k, at))?;
+        number += delta;
+        if number > 65535 {
+            return Err((ParseErrorKind::OptionNumberOverflow, at));
+        }
+        if start + len > b.len() {
+            return Err((ParseErrorKind::OptionValueTruncated, at));
+        }
+        options.push((number as u16, b[start..start + len].to_vec()));
+        at = start + len;
+    }
+    Ok((
+        MessageType::from_bits(b[0] >> 4),
+        Code(b[1]),
+        u16::from_be_bytes([b[2], b[3]]),
+        b[4..4 + tkl].to_vec(),
+        options,
+        payload,
+    ))
+}
+
+/// `Options::new`: the options before the first framing error, number
+/// overflow or payload marker.
+fn ref_options(region: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let mut out = Vec::new();
+    let (mut at, mut number) = (0usize, 0usize);
+    while at < region.len() {
+        let Ok((delta, start, len)) = ref_option(region, at) else {
+            break;
+        };
+        number += delta;
+        if number > 65535 || start + len > region.len() {
+            break;
+        }
+        out.push((number as u16, region[start..start + len].to_vec()));
+        at = start + len;
+    }
+    out
+}
+
+/// One step of an encoder run.
+#[derive(Debug, Clone)]
+enum Op {
+    Option(u16, Vec<u8>),
+    Uint(u16, u32),
+    Payload(Vec<u8>),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (option_number(), option_value()).prop_map(|(n, v)| Op::Option(n, v)),
+        2 => (option_number(), any::<u32>()).prop_map(|(n, v)| Op::Uint(n, v)),
+        1 => prop::collection::vec(any::<u8>(), 0..40).prop_map(Op::Payload),
+    ]
+}
+
+/// The encoder as the spec reads: returns the bytes after each step and
+/// each step's result. `cap` is the buffer size.
+#[allow(clippy::type_complexity)]
+fn ref_encode(
+    head: (MessageType, Code, u16, &[u8]),
+    ops: &[Op],
+    cap: usize,
+) -> Result<(Vec<u8>, Vec<Result<(), EncodeError>>), EncodeError> {
+    let (ty, code, mid, token) = head;
+    if token.len() > 8 {
+        return Err(EncodeError::TokenTooLong { len: token.len() });
+    }
+    if code.is_empty() && !token.is_empty() {
+        return Err(EncodeError::EmptyMessageNotEmpty);
+    }
+    if cap < 4 + token.len() {
+        return Err(EncodeError::BufferTooSmall {
+            required: 4 + token.len(),
+        });
+    }
+    let mut out = vec![0x40 | (ty.bits() << 4) | token.len() as u8, code.0];
+    out.extend_from_slice(&mid.to_be_bytes());
+    out.extend_from_slice(token);
+    let mut results = Vec::new();
+    let mut last = 0u16;
+    let mut in_payload = false;
+    for op in ops {
+        let r = match op {
+            Op::Option(n, v) => ref_option_write(&mut out, cap, code, in_payload, &mut last, *n, v),
+            Op::Uint(n, u) => {
+                let bytes = u.to_be_bytes();
+                let v = &bytes[(u.leading_zeros() / 8) as usize..];
+                ref_option_write(&mut out, cap, code, in_payload, &mut last, *n, v)
+            }
+            Op::Payload(p) => {
+                if p.is_empty() {
+                    Ok(())
+                } else if code.is_empty() {
+                    Err(EncodeError::EmptyMessageNotEmpty)
+                } else {
+                    let required = out.len() + usize::from(!in_payload) + p.len();
+                    if required > cap {
+                        Err(EncodeError::BufferTooSmall { required })
+                    } else {
+                        if !in_payload {
+                            out.push(0xff);
+                        }
+                        out.extend_from_slice(p);
+                        in_payload = true;
+                        Ok(())
+                    }
+                }
+            }
+        };
+        results.push(r);
+    }
+    Ok((out, results))
+}
+
+fn ref_option_write(
+    out: &mut Vec<u8>,
+    cap: usize,
+    code: Code,
+    in_payload: bool,
+    last: &mut u16,
+    n: u16,
+    v: &[u8],
+) -> Result<(), EncodeError> {
+    if in_payload {
+        return Err(EncodeError::OptionAfterPayload);
+    }
+    if code.is_empty() {
+        return Err(EncodeError::EmptyMessageNotEmpty);
+    }
+    if n < *last {
+        return Err(EncodeError::OutOfOrder {
+            previous: *last,
+            next: n,
+        });
+    }
+    if v.len() > 65535 + 269 {
+        return Err(EncodeError::ValueTooLong { len: v.len() });
+    }
+    let split = |x: usize| -> (u8, Vec<u8>) {
+        if x < 13 {
+            (x as u8, vec![])
+        } else if x < 269 {
+            (13, vec![(x - 13) as u8])
+        } else {
+            (14, ((x - 269) as u16).to_be_bytes().to_vec())
+        }
+    };
+    let (dn, dext) = split(usize::from(n - *last));
+    let (ln, lext) = split(v.len());
+    let required = out.len() + 1 + dext.len() + lext.len() + v.len();
+    if required > cap {
+        return Err(EncodeError::BufferTooSmall { required });
+    }
+    out.push((dn << 4) | ln);
+    out.extend_from_slice(&dext);
+    out.extend_from_slice(&lext);
+    out.extend_from_slice(v);
+    *last = n;
+    Ok(())
+}
+
+/// Parses with the crate and returns the same plain data as [`ref_parse`],
+/// checking the error's header on the way.
+fn crate_parse(b: &[u8]) -> Result<RefMessage, (ParseErrorKind, usize)> {
+    match Message::parse(b) {
+        Ok(m) => Ok((
+            m.ty(),
+            m.code(),
+            m.message_id(),
+            m.token().to_vec(),
+            m.options()
+                .map(|o| (o.number.0, o.value.to_vec()))
+                .collect(),
+            m.payload().to_vec(),
+        )),
+        Err(e) => {
+            assert_eq!(e.header, Header::peek(b), "error header");
+            Err((e.kind, e.offset))
+        }
+    }
+}
+
+/// Bytes that are mostly option framing: random option headers with
+/// extension bytes and values of random (often wrong) lengths.
+fn framing() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        (
+            any::<u8>(),
+            prop::collection::vec(any::<u8>(), 0..3),
+            0usize..20,
+        ),
+        0..12,
+    )
+    .prop_map(|parts| {
+        let mut out = Vec::new();
+        for (first, ext, len) in parts {
+            out.push(first);
+            out.extend_from_slice(&ext);
+            out.extend(std::iter::repeat_n(0x5a, len));
+        }
+        out
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+
+    /// `Message::parse` (and the option iterator over what it accepted)
+    /// agrees with the reference parser on near-valid messages.
+    #[test]
+    fn parse_matches_reference_mutated(bytes in mutated()) {
+        prop_assert_eq!(crate_parse(&bytes), ref_parse(&bytes));
+    }
+
+    /// The same on a valid header followed by random option framing.
+    #[test]
+    fn parse_matches_reference_framing(
+        head in prop::sample::select(vec![
+            &b"\x40\x01\x00\x01"[..], b"\x42\x45\x12\x34\xaa\xbb", b"\x48\x02\xff\xff12345678",
+        ]),
+        tail in framing(),
+    ) {
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(&tail);
+        prop_assert_eq!(crate_parse(&bytes), ref_parse(&bytes));
+    }
+
+    /// The same on arbitrary bytes.
+    #[test]
+    fn parse_matches_reference_any(bytes in prop::collection::vec(any::<u8>(), 0..48)) {
+        prop_assert_eq!(crate_parse(&bytes), ref_parse(&bytes));
+    }
+
+    /// `Options::new` over an unvalidated region yields exactly the options
+    /// before the first framing error, overflow or payload marker.
+    #[test]
+    fn options_new_matches_reference(region in prop_oneof![
+        framing(),
+        prop::collection::vec(any::<u8>(), 0..48),
+    ]) {
+        let got: Vec<(u16, Vec<u8>)> =
+            Options::new(&region).map(|o| (o.number.0, o.value.to_vec())).collect();
+        prop_assert_eq!(got, ref_options(&region));
+    }
+
+    /// `Encoder` agrees with the reference writer on every step of a random
+    /// sequence (results, and the bytes after the run), including order,
+    /// Empty-message, payload and buffer-size errors.
+    #[test]
+    fn encoder_matches_reference(
+        ty in 0u8..4,
+        code in prop_oneof![Just(0u8), any::<u8>()],
+        mid in any::<u16>(),
+        token in prop::collection::vec(any::<u8>(), 0..=9),
+        ops in prop::collection::vec(op(), 0..10),
+        cap in prop_oneof![0usize..64, 0usize..2048],
+    ) {
+        let (ty, code) = (MessageType::from_bits(ty), Code(code));
+        let expected = ref_encode((ty, code, mid, &token), &ops, cap);
+        let mut buf = vec![0u8; cap];
+        let got = Encoder::new(&mut buf, ty, code, mid, &token).map(|mut enc| {
+            let results: Vec<Result<(), EncodeError>> = ops
+                .iter()
+                .map(|op| match op {
+                    Op::Option(n, v) => enc.option(OptionNumber(*n), v).map(|_| ()),
+                    Op::Uint(n, u) => enc.option_uint(OptionNumber(*n), *u).map(|_| ()),
+                    Op::Payload(p) => enc.payload(p).map(|_| ()),
+                })
+                .collect();
+            (enc.as_bytes().to_vec(), results)
+        });
+        prop_assert_eq!(got, expected);
     }
 }
 

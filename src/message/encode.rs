@@ -38,6 +38,42 @@ fn write_ext(out: &mut [u8], v: usize) -> usize {
     }
 }
 
+/// `dst.copy_from_slice(src)` for slices of equal length, without a call
+/// to `memcpy` for the short lengths of tokens and most option values
+/// (up to 16 bytes: two overlapping fixed-size copies). Does nothing if the
+/// lengths differ (callers always pass equal lengths).
+#[inline]
+fn copy_short(dst: &mut [u8], src: &[u8]) {
+    let n = src.len();
+    if dst.len() != n {
+        return;
+    }
+    if (8..=16).contains(&n) {
+        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<8>(), src.first_chunk::<8>()) {
+            *d = *s;
+        }
+        if let (Some(d), Some(s)) = (dst.last_chunk_mut::<8>(), src.last_chunk::<8>()) {
+            *d = *s;
+        }
+    } else if (4..8).contains(&n) {
+        if let (Some(d), Some(s)) = (dst.first_chunk_mut::<4>(), src.first_chunk::<4>()) {
+            *d = *s;
+        }
+        if let (Some(d), Some(s)) = (dst.last_chunk_mut::<4>(), src.last_chunk::<4>()) {
+            *d = *s;
+        }
+    } else if (1..4).contains(&n) {
+        // First, middle and last byte (some coincide for n < 3).
+        for i in [0, n / 2, n - 1] {
+            if let (Some(d), Some(&s)) = (dst.get_mut(i), src.get(i)) {
+                *d = s;
+            }
+        }
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
 /// The number of bytes an option takes on the wire: the option header for
 /// this `delta` and `value_len`, plus the value.
 ///
@@ -149,7 +185,7 @@ impl<'b> Encoder<'b> {
         ];
         let (h, t) = dst.split_at_mut(4);
         h.copy_from_slice(&head);
-        t.copy_from_slice(token);
+        copy_short(t, token);
         Ok(Self {
             buf,
             len: required,
@@ -190,7 +226,7 @@ impl<'b> Encoder<'b> {
                 .and_then(<[u8]>::split_first_mut)
             {
                 *first = (((n - self.last) as u8) << 4) | vlen as u8;
-                v.copy_from_slice(value);
+                copy_short(v, value);
                 self.len = required;
                 self.last = n;
                 return Ok(self);
@@ -229,7 +265,7 @@ impl<'b> Encoder<'b> {
         let rest = rest.get_mut(used..).unwrap_or_default();
         let used = write_ext(rest, vlen);
         if let Some(v) = rest.get_mut(used..) {
-            v.copy_from_slice(value);
+            copy_short(v, value);
         }
         self.len = required;
         self.last = number;

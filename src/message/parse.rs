@@ -59,8 +59,9 @@ impl Header {
 ///
 /// Created by [`Message::parse`], which checks every message format error of
 /// RFC 7252 §3 once. Every accessor afterwards is infallible and returns
-/// slices with the datagram's lifetime `'a`. `Message` is `Copy` and small
-/// (a slice and three offsets).
+/// slices with the datagram's lifetime `'a`. `Message` is `Copy` and holds
+/// no more than the datagram and its parts (a few slices and the 4 header
+/// bytes), so that every accessor is a plain field read.
 ///
 /// ```
 /// use coap_proto::{Code, Message, MessageType, OptionNumber};
@@ -78,10 +79,15 @@ impl Header {
 /// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Message<'a> {
+    /// The whole datagram.
     buf: &'a [u8],
-    options_start: usize,
-    options_end: usize,
-    payload_start: usize,
+    /// The fixed header (a copy of the first 4 bytes).
+    head: [u8; 4],
+    token: &'a [u8],
+    /// The options region, between the token and the payload marker.
+    options: &'a [u8],
+    /// The payload after the marker, or empty.
+    payload: &'a [u8],
 }
 
 /// Builds a parse error with the header (out of line: errors are rare).
@@ -115,6 +121,115 @@ fn read_ext(nibble: u8, rest: &[u8]) -> Option<(usize, &[u8])> {
     }
 }
 
+/// The largest option number, as the type of [`scan_options`]' running sum.
+const MAX_NUMBER: u64 = 0xffff;
+
+/// The hot path of [`Message::parse`]: checks the options region at the
+/// start of `buf` (the datagram after the token) in one pass and splits
+/// `buf` into the options region and the payload (after the marker, or
+/// empty), or returns `None` if it is malformed in any way.
+///
+/// It only answers yes or no, which keeps the loop small: the common option
+/// headers (delta below 13 with a length below 13 or a 1-byte length
+/// extension, and a 1-byte delta extension with a length below 13) have
+/// their own short paths, and the option number is checked against 65535
+/// once at the end (and on every other extended header). Which error came
+/// first, and where, is then worked out by [`options_exact`].
+#[inline]
+fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut rest = buf;
+    // u64: the sum may run past 65535 (by at most 268 per option header
+    // byte) before the final check, which must not wrap even on 32-bit
+    // targets.
+    let mut number = 0u64;
+    while let Some((&b, after)) = rest.split_first() {
+        // Only one slice is kept live in the loop (fewer registers).
+        rest = after;
+        if b < 0xd0 && b & 0x0f < 13 {
+            // 1-byte option header: delta and length below 13.
+            number += u64::from(b >> 4);
+            rest = rest.get(usize::from(b & 0x0f)..)?;
+        } else if b < 0xd0 && b & 0x0f == 13 {
+            // Delta below 13, 1-byte length extension (13 to 268 bytes).
+            let (&ext, after) = rest.split_first()?;
+            number += u64::from(b >> 4);
+            rest = after.get(13 + usize::from(ext)..)?;
+        } else if b & 0xf0 == 0xd0 && b & 0x0f < 13 {
+            // 1-byte delta extension (13 to 268), length below 13: the
+            // Block, Size and other options numbered above 12.
+            let (&ext, after) = rest.split_first()?;
+            number += 13 + u64::from(ext);
+            rest = after.get(usize::from(b & 0x0f)..)?;
+        } else if b == PAYLOAD_MARKER {
+            // An empty payload after the marker is an error.
+            if number > MAX_NUMBER || rest.is_empty() {
+                return None;
+            }
+            // `rest` is a suffix of `buf` after the marker.
+            return Some((buf.get(..buf.len() - rest.len() - 1)?, rest));
+        } else {
+            let (dn, ln) = (b >> 4, b & 0x0f);
+            if dn == 15 || ln == 15 {
+                return None;
+            }
+            let (delta, after) = read_ext(dn, rest)?;
+            let (len, after) = read_ext(ln, after)?;
+            number += delta as u64;
+            if number > MAX_NUMBER {
+                return None;
+            }
+            rest = after.get(len..)?;
+        }
+    }
+    (number <= MAX_NUMBER).then_some((buf, &[]))
+}
+
+/// The options region of a datagram whose header and token are valid,
+/// walked one option at a time with every check in the order of
+/// [`ParseErrorKind`]. Only called when [`scan_options`] found the region
+/// malformed, to name the first error and its offset exactly (and, should
+/// the two ever disagree, to have the last word). Splits the region after
+/// the token as [`scan_options`] does.
+#[inline]
+fn options_exact(buf: &[u8], options_start: usize) -> Result<(&[u8], &[u8]), ParseError> {
+    let fail = |kind, offset| Err(parse_error(buf, kind, offset));
+    let mut rest = buf.get(options_start..).unwrap_or_default();
+    let mut number = 0usize;
+    loop {
+        let pos = buf.len() - rest.len();
+        let Some((&b, after)) = rest.split_first() else {
+            return Ok((buf.get(options_start..).unwrap_or_default(), &[]));
+        };
+        if b == PAYLOAD_MARKER {
+            if after.is_empty() {
+                return fail(ParseErrorKind::EmptyPayload, pos);
+            }
+            return Ok((buf.get(options_start..pos).unwrap_or_default(), after));
+        }
+        let (dn, ln) = (b >> 4, b & 0x0f);
+        if dn == 15 {
+            return fail(ParseErrorKind::ReservedOptionDelta, pos);
+        }
+        if ln == 15 {
+            return fail(ParseErrorKind::ReservedOptionLength, pos);
+        }
+        let Some((delta, after)) = read_ext(dn, after) else {
+            return fail(ParseErrorKind::OptionHeaderTruncated, pos);
+        };
+        let Some((len, after)) = read_ext(ln, after) else {
+            return fail(ParseErrorKind::OptionHeaderTruncated, pos);
+        };
+        number += delta;
+        if number > usize::from(u16::MAX) {
+            return fail(ParseErrorKind::OptionNumberOverflow, pos);
+        }
+        let Some(after) = after.get(len..) else {
+            return fail(ParseErrorKind::OptionValueTruncated, pos);
+        };
+        rest = after;
+    }
+}
+
 impl<'a> Message<'a> {
     /// Parses and validates a datagram.
     ///
@@ -135,8 +250,8 @@ impl<'a> Message<'a> {
     #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Self, ParseError> {
         // The hot path reads the raw header bytes; the `Header` is only
-        // built for an error (`fail` is cold and out of line).
-        let [b0, code, _, _, ..] = *buf else {
+        // built for an error (`parse_error` is cold and out of line).
+        let [b0, code, m0, m1, ..] = *buf else {
             return Err(ParseError {
                 kind: ParseErrorKind::TooShort,
                 offset: 0,
@@ -154,73 +269,52 @@ impl<'a> Message<'a> {
         if code == 0 && (tkl != 0 || buf.len() > 4) {
             return fail(ParseErrorKind::EmptyMessageNotEmpty, 4);
         }
-        let options_start = 4 + tkl;
-        let Some(mut rest) = buf.get(options_start..) else {
+        let Some((front, region)) = buf.split_at_checked(4 + tkl) else {
             return fail(ParseErrorKind::TokenTruncated, 4);
         };
-        let mut number = 0usize;
-        loop {
-            let pos = buf.len() - rest.len();
-            let Some((&b, after)) = rest.split_first() else {
-                return Ok(Self {
-                    buf,
-                    options_start,
-                    options_end: buf.len(),
-                    payload_start: buf.len(),
-                });
-            };
-            // Fast path: 1-byte option header (delta and length below 13).
-            if b < 0xd0 && b & 0x0f < 13 {
-                number += usize::from(b >> 4);
-                if number > usize::from(u16::MAX) {
-                    return fail(ParseErrorKind::OptionNumberOverflow, pos);
-                }
-                let Some(after) = after.get(usize::from(b & 0x0f)..) else {
-                    return fail(ParseErrorKind::OptionValueTruncated, pos);
-                };
-                rest = after;
-                continue;
-            }
-            if b == PAYLOAD_MARKER {
-                if after.is_empty() {
-                    return fail(ParseErrorKind::EmptyPayload, pos);
-                }
-                return Ok(Self {
-                    buf,
-                    options_start,
-                    options_end: pos,
-                    payload_start: pos + 1,
-                });
-            }
-            let (dn, ln) = (b >> 4, b & 0x0f);
-            if dn == 15 {
-                return fail(ParseErrorKind::ReservedOptionDelta, pos);
-            }
-            if ln == 15 {
-                return fail(ParseErrorKind::ReservedOptionLength, pos);
-            }
-            let Some((delta, after)) = read_ext(dn, after) else {
-                return fail(ParseErrorKind::OptionHeaderTruncated, pos);
-            };
-            let Some((len, after)) = read_ext(ln, after) else {
-                return fail(ParseErrorKind::OptionHeaderTruncated, pos);
-            };
-            number += delta;
-            if number > usize::from(u16::MAX) {
-                return fail(ParseErrorKind::OptionNumberOverflow, pos);
-            }
-            let Some(after) = after.get(len..) else {
-                return fail(ParseErrorKind::OptionValueTruncated, pos);
-            };
-            rest = after;
+        match scan_options(region) {
+            Some((options, payload)) => Ok(Self {
+                buf,
+                head: [b0, code, m0, m1],
+                token: front.get(4..).unwrap_or_default(),
+                options,
+                payload,
+            }),
+            // Out of line and returning the whole result, so that nothing
+            // of the hot path is kept across the call.
+            None => Self::parse_exact(buf, 4 + tkl),
         }
+    }
+
+    /// [`Message::parse`] for a datagram whose header and token are valid
+    /// but whose options region [`scan_options`] rejected (cold).
+    #[cold]
+    #[inline(never)]
+    fn parse_exact(buf: &'a [u8], options_start: usize) -> Result<Self, ParseError> {
+        let (options, payload) = options_exact(buf, options_start)?;
+        let head = match *buf {
+            [b0, b1, b2, b3, ..] => [b0, b1, b2, b3],
+            _ => [0; 4],
+        };
+        Ok(Self {
+            buf,
+            head,
+            token: buf.get(4..options_start).unwrap_or_default(),
+            options,
+            payload,
+        })
     }
 
     /// The layout offsets, to rebuild the view over the same bytes later
     /// without validating again (see [`Message::from_layout`]).
     #[cfg(feature = "alloc")]
     pub(crate) fn layout(&self) -> [usize; 3] {
-        [self.options_start, self.options_end, self.payload_start]
+        let options_start = 4 + self.token.len();
+        [
+            options_start,
+            options_start + self.options.len(),
+            self.buf.len() - self.payload.len(),
+        ]
     }
 
     /// Rebuilds a view from [`Message::layout`] over the *same* bytes. The
@@ -229,11 +323,16 @@ impl<'a> Message<'a> {
     #[cfg(feature = "alloc")]
     pub(crate) fn from_layout(buf: &'a [u8], layout: [usize; 3]) -> Self {
         let [options_start, options_end, payload_start] = layout;
+        let head = match *buf {
+            [b0, b1, b2, b3, ..] => [b0, b1, b2, b3],
+            _ => [0; 4],
+        };
         Self {
             buf,
-            options_start,
-            options_end,
-            payload_start,
+            head,
+            token: buf.get(4..options_start).unwrap_or_default(),
+            options: buf.get(options_start..options_end).unwrap_or_default(),
+            payload: buf.get(payload_start..).unwrap_or_default(),
         }
     }
 
@@ -266,7 +365,8 @@ impl<'a> Message<'a> {
     #[must_use]
     #[inline]
     pub fn ty(&self) -> MessageType {
-        MessageType::from_bits(self.buf.first().map_or(0, |b| b >> 4))
+        let [b0, ..] = self.head;
+        MessageType::from_bits(b0 >> 4)
     }
 
     /// The code.
@@ -279,7 +379,8 @@ impl<'a> Message<'a> {
     #[must_use]
     #[inline]
     pub fn code(&self) -> Code {
-        Code(self.buf.get(1).copied().unwrap_or(0))
+        let [_, code, ..] = self.head;
+        Code(code)
     }
 
     /// The message ID.
@@ -292,10 +393,8 @@ impl<'a> Message<'a> {
     #[must_use]
     #[inline]
     pub fn message_id(&self) -> u16 {
-        match *self.buf {
-            [_, _, m0, m1, ..] => u16::from_be_bytes([m0, m1]),
-            _ => 0,
-        }
+        let [_, _, m0, m1] = self.head;
+        u16::from_be_bytes([m0, m1])
     }
 
     /// The token, 0 to 8 bytes, borrowed from the datagram.
@@ -309,7 +408,7 @@ impl<'a> Message<'a> {
     #[must_use]
     #[inline]
     pub fn token(&self) -> &'a [u8] {
-        self.buf.get(4..self.options_start).unwrap_or_default()
+        self.token
     }
 
     /// The options, in wire order (ascending number; repeated options in the
@@ -326,10 +425,7 @@ impl<'a> Message<'a> {
     #[inline]
     pub fn options(&self) -> Options<'a> {
         Options {
-            rest: self
-                .buf
-                .get(self.options_start..self.options_end)
-                .unwrap_or_default(),
+            rest: self.options,
             number: 0,
         }
     }
@@ -389,7 +485,7 @@ impl<'a> Message<'a> {
     #[must_use]
     #[inline]
     pub fn payload(&self) -> &'a [u8] {
-        self.buf.get(self.payload_start..).unwrap_or_default()
+        self.payload
     }
 
     /// The whole datagram.
@@ -417,9 +513,7 @@ impl<'a> Message<'a> {
     #[must_use]
     #[inline]
     pub fn options_bytes(&self) -> &'a [u8] {
-        self.buf
-            .get(self.options_start..self.options_end)
-            .unwrap_or_default()
+        self.options
     }
 
     /// Options that break the registry's rules: a value outside its length
@@ -694,6 +788,44 @@ impl<'a> Iterator for Options<'a> {
                     number: OptionNumber(n),
                     value,
                 });
+            }
+            self.rest = &[];
+            return None;
+        }
+        if b < 0xd0 && b & 0x0f == 13 {
+            // Delta below 13, 1-byte length extension.
+            let number = self.number + usize::from(b >> 4);
+            if let (Ok(n), Some((value, rest))) = (
+                u16::try_from(number),
+                after
+                    .split_first()
+                    .and_then(|(&ext, after)| after.split_at_checked(13 + usize::from(ext))),
+            ) {
+                self.number = number;
+                self.rest = rest;
+                return Some(OptionRef {
+                    number: OptionNumber(n),
+                    value,
+                });
+            }
+            self.rest = &[];
+            return None;
+        }
+        if b & 0xf0 == 0xd0 && b & 0x0f < 13 {
+            // 1-byte delta extension, length below 13.
+            if let Some((&ext, after)) = after.split_first() {
+                let number = self.number + 13 + usize::from(ext);
+                if let (Ok(n), Some((value, rest))) = (
+                    u16::try_from(number),
+                    after.split_at_checked(usize::from(b & 0x0f)),
+                ) {
+                    self.number = number;
+                    self.rest = rest;
+                    return Some(OptionRef {
+                        number: OptionNumber(n),
+                        value,
+                    });
+                }
             }
             self.rest = &[];
             return None;
