@@ -182,6 +182,31 @@ impl Net {
     }
 
     /// The resource changes to `version` and the server notifies.
+    /// Holds back the client's completion GETs (no Observe) for block `num`.
+    fn hold_block(&mut self, num: u32) {
+        self.hook = Box::new(move |m| {
+            if m.observe().is_none() && m.block2().is_some_and(|b| b.num() == num) {
+                Hook::Hold
+            } else {
+                Hook::Serve
+            }
+        });
+    }
+
+    /// Lets every request through again.
+    fn serve_all(&mut self) {
+        self.hook = Box::new(|_| Hook::Serve);
+    }
+
+    /// The resource changes and the application marks it (the server layer
+    /// drops its kept copy), but no notification is sent yet (as under the
+    /// RFC 7641 §4.5.1 rate limit).
+    fn change_silently(&mut self, version: u32, len: usize) {
+        self.doc.version = version;
+        self.doc.len = len;
+        self.server.invalidate(self.res);
+    }
+
     fn change(&mut self, version: u32) -> usize {
         self.doc.version = version;
         let n = self
@@ -435,22 +460,13 @@ fn etag_change_mid_fetch_restarts_from_the_newest_notification() {
     let t1 = T0 + std::time::Duration::from_secs(2);
     n.advance(t1);
     // Hold the GET for block 2 of version 2.
-    n.hook = Box::new(|m| {
-        if m.observe().is_none() && m.block2().is_some_and(|b| b.num() == 2) {
-            Hook::Hold
-        } else {
-            Hook::Serve
-        }
-    });
+    n.hold_block(2);
     n.change(2);
     assert_eq!(n.held.len(), 1);
     // The resource changes without a notification yet (a server rate
     // limit, RFC 7641 §4.5.1); the held GET now gets block 2 of version 3.
-    n.doc.version = 3;
-    // The application marks the change (the server layer then drops its
-    // kept copy), but the notification itself is not sent yet.
-    n.server.invalidate(n.res);
-    n.hook = Box::new(|_| Hook::Serve);
+    n.change_silently(3, 200);
+    n.serve_all();
     n.release();
     assert_eq!(n.failures(), [(t1, FailReason::RepresentationChanged)]);
     assert_eq!(n.notifications().len(), 1, "version 2 is not delivered");
@@ -478,18 +494,12 @@ fn newer_notification_mid_fetch_supersedes_the_older() {
     n.pump();
     let t1 = T0 + std::time::Duration::from_secs(3);
     n.advance(t1);
-    n.hook = Box::new(|m| {
-        if m.observe().is_none() && m.block2().is_some_and(|b| b.num() == 1) {
-            Hook::Hold
-        } else {
-            Hook::Serve
-        }
-    });
+    n.hold_block(1);
     n.change(2);
     let held_for_v2 = n.sent.len() - 1;
     assert_eq!(n.held.len(), 1);
     // Version 3 is notified while version 2's block 1 is outstanding.
-    n.hook = Box::new(|_| Hook::Serve);
+    n.serve_all();
     n.change(3);
     // The old GET reaches the server only now; its answer finds no
     // exchange in the client (cancelled), and nothing is delivered for it.
@@ -533,13 +543,7 @@ fn cancel_during_fetch_active_and_passive() {
         n.pump();
         let t1 = T0 + std::time::Duration::from_secs(1);
         n.advance(t1);
-        n.hook = Box::new(|m| {
-            if m.observe().is_none() && m.block2().is_some_and(|b| b.num() == 1) {
-                Hook::Hold
-            } else {
-                Hook::Serve
-            }
-        });
+        n.hold_block(1);
         n.change(2);
         let events = n.events.len();
         let sent = n.sent.len();
@@ -548,7 +552,7 @@ fn cancel_during_fetch_active_and_passive() {
             .unwrap();
         assert!(n.transfers.is_empty());
         n.pump();
-        n.hook = Box::new(|_| Hook::Serve);
+        n.serve_all();
         n.release();
         let t2 = t1 + std::time::Duration::from_secs(300);
         n.advance(t2);
@@ -699,20 +703,12 @@ fn error_answer_to_a_completion_is_not_a_notification() {
     n.pump();
     let t1 = T0 + std::time::Duration::from_secs(6);
     n.advance(t1);
-    n.hook = Box::new(|m| {
-        if m.observe().is_none() && m.block2().is_some_and(|b| b.num() == 3) {
-            Hook::Hold
-        } else {
-            Hook::Serve
-        }
-    });
+    n.hold_block(3);
     n.change(2);
     assert_eq!(n.held.len(), 1);
     // Version 3 has 100 bytes (blocks 0 and 1) and is not notified yet.
-    n.doc.version = 3;
-    n.doc.len = 100;
-    n.server.invalidate(n.res);
-    n.hook = Box::new(|_| Hook::Serve);
+    n.change_silently(3, 100);
+    n.serve_all();
     n.release();
     assert_eq!(
         n.failures(),
