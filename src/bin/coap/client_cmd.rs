@@ -322,13 +322,13 @@ pub(crate) fn ping(global: Global, args: &PingArgs) -> CmdResult {
 // Helpers
 
 /// Re-parses a URI that `parse_uri` accepted.
-fn checked_uri(text: &str) -> Result<Uri<'_>, Failure> {
+pub(crate) fn checked_uri(text: &str) -> Result<Uri<'_>, Failure> {
     Uri::parse(text).map_err(|e| Failure::usage(format!("invalid URI {text:?} ({e})")))
 }
 
 /// The socket address of the URI's host and port. A name is resolved with
 /// the system resolver, and the first address it gives is used.
-fn resolve(uri: &Uri<'_>) -> Result<SocketAddr, Failure> {
+pub(crate) fn resolve(uri: &Uri<'_>) -> Result<SocketAddr, Failure> {
     if let Some(addr) = uri.socket_addr() {
         return Ok(addr);
     }

@@ -36,14 +36,15 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant as StdInstant};
 
 use coap_proto::endpoint::{Config, Endpoint, Event, TransmissionParameters};
 use coap_proto::message::uri::{Scheme, Uri};
 use coap_proto::time::Clock;
-use coap_proto::{MessageBuf, MessageType, OptionNumber};
+use coap_proto::{MessageBuf, MessageType};
 
+use crate::client_cmd::resolve;
 use crate::{CmdResult, Failure, Global, Status};
 
 /// Requests sent on one socket before it is replaced (fewer than the 61 441
@@ -128,22 +129,6 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         .filter(|t| t.is_finite() && *t > 0.0 && *t <= 1e7)
         .map(Duration::from_secs_f64)
         .ok_or_else(|| format!("{s:?} is not a positive number of seconds"))
-}
-
-fn resolve(uri: &Uri<'_>) -> Result<SocketAddr, Failure> {
-    if let Some(addr) = uri.socket_addr() {
-        return Ok(addr);
-    }
-    let name = uri
-        .options(None)
-        .find(|o| o.number() == OptionNumber::URI_HOST)
-        .and_then(|o| o.as_str().map(str::to_owned))
-        .unwrap_or_else(|| uri.host().to_string());
-    (name.as_str(), uri.port())
-        .to_socket_addrs()
-        .map_err(|e| Failure::usage(format!("cannot resolve host {name:?}: {e}")))?
-        .next()
-        .ok_or_else(|| Failure::usage(format!("cannot resolve host {name:?}: no address")))
 }
 
 // ---------------------------------------------------------------------------

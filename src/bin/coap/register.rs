@@ -6,14 +6,13 @@
 //! from the library.
 
 use std::io::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant as StdInstant};
 
+use coap_proto::Instant;
 use coap_proto::endpoint::Config;
-use coap_proto::message::uri::Uri;
 use coap_proto::rd::{Phase, RdConfig, RdError, RdEvent, Registration};
 use coap_proto::udp::{UdpEndpoint, os_seed};
-use coap_proto::{Instant, OptionNumber};
 
 use crate::serve::{Demo, set_trace};
 use crate::{CmdResult, Failure, Global, Status};
@@ -61,22 +60,7 @@ pub(crate) struct RegisterArgs {
 
 /// The RD's socket address.
 fn resolve(text: &str) -> Result<SocketAddr, Failure> {
-    let uri =
-        Uri::parse(text).map_err(|e| Failure::usage(format!("invalid URI {text:?} ({e})")))?;
-    if let Some(addr) = uri.socket_addr() {
-        return Ok(addr);
-    }
-    let name = uri
-        .options(None)
-        .find(|o| o.number() == OptionNumber::URI_HOST)
-        .and_then(|o| o.as_str().map(str::to_owned))
-        .unwrap_or_else(|| uri.host().to_string());
-    let unresolved = |why: String| Failure::usage(format!("cannot resolve host {name:?}: {why}"));
-    (name.as_str(), uri.port())
-        .to_socket_addrs()
-        .map_err(|e| unresolved(e.to_string()))?
-        .next()
-        .ok_or_else(|| unresolved("no address".into()))
+    crate::client_cmd::resolve(&crate::client_cmd::checked_uri(text)?)
 }
 
 /// Prints one line for a registration event; true for a registration.
