@@ -1590,7 +1590,7 @@ fn resume_block2_after_a_first_block() {
 /// Bounds and refusals: max_transfers, multicast, resume without Block2.
 #[test]
 fn refusals() {
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
     struct Group;
     impl coap_proto::endpoint::Address for Group {
         fn is_multicast(&self) -> bool {

@@ -75,7 +75,7 @@ fn note(args: core::fmt::Arguments<'_>) {
 // ----- addresses ----------------------------------------------------------------
 
 /// A peer address for the fuzzers: one byte, with 0xE0.. as multicast groups.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Addr(u8);
 
 impl Address for Addr {

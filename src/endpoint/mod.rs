@@ -104,17 +104,17 @@ use crate::message::{
 use crate::time::Instant;
 use rng::Rng;
 
-/// A peer address: anything `Copy + Ord + Debug`. CoAP does not care what
-/// carries it (UDP, DTLS, SMS, a serial line).
+/// A peer address: anything `Copy + Ord + Hash + Debug`. CoAP does not care
+/// what carries it (UDP, DTLS, SMS, a serial line).
 ///
 /// ```
 /// use coap_proto::endpoint::Address;
-/// #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 /// struct PhoneNumber(u64);
 /// impl Address for PhoneNumber {}
 /// assert!(!PhoneNumber(1).is_multicast());
 /// ```
-pub trait Address: Copy + Ord + fmt::Debug {
+pub trait Address: Copy + Ord + core::hash::Hash + fmt::Debug {
     /// Whether this is a multicast group (RFC 7252 §8). Requests to a group
     /// are NON and collect several responses.
     fn is_multicast(&self) -> bool {
@@ -571,12 +571,14 @@ const SHARED_MID_SPACES: usize = 16;
 /// cannot aim at one shared MID space.
 struct KeyedHasher(u64);
 
-impl fmt::Write for KeyedHasher {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        for b in s.bytes() {
+impl core::hash::Hasher for KeyedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
             self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
         }
-        Ok(())
+    }
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -1343,8 +1345,8 @@ impl<A: Address> Endpoint<A> {
     /// Which shared MID space a peer without an entry uses.
     fn space_index(&self, peer: &A) -> usize {
         let mut h = KeyedHasher(self.mid_key);
-        let _ = fmt::write(&mut h, format_args!("{peer:?}"));
-        let mut z = h.0;
+        core::hash::Hash::hash(peer, &mut h);
+        let mut z = core::hash::Hasher::finish(&h);
         z ^= z >> 33;
         z = z.wrapping_mul(0xff51_afd7_ed55_8ccd);
         z ^= z >> 33;
