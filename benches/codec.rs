@@ -14,9 +14,7 @@
 //! See `benches/README.md` for results, and [`repeat`] for the
 //! instruction-count mode (`CODEC_REPEAT`).
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use coap_message::{MessageOption as _, MinimalWritableMessage as _, ReadableMessage as _};
 use coap_message_implementations::inmemory;
@@ -27,64 +25,20 @@ use criterion::{BenchmarkId, Criterion, criterion_group};
 // Allocation counting
 // ---------------------------------------------------------------------------
 
-/// Forwards to [`System`]; counts allocation calls (alloc, alloc_zeroed and
-/// realloc) while `COUNTING` is set. Outside counting windows the only extra
-/// cost is one relaxed load of an uncontended flag, so the timed runs of the
-/// allocating peer are not taxed by an atomic increment per call.
-struct CountingAlloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-#[inline]
-fn note_alloc() {
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every method forwards its arguments unchanged to the system
-// allocator, which upholds the `GlobalAlloc` contract; the wrapper only
-// bumps a counter.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: alloc::CountingAlloc = alloc::CountingAlloc;
 
 /// Allocation calls made by `runs` runs of `f` (after one warm-up run).
 fn count_allocations(runs: usize, mut f: impl FnMut()) -> usize {
     f(); // warm any lazily initialised state outside the window
-    ALLOCS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    for _ in 0..runs {
-        f();
-    }
-    COUNTING.store(false, Ordering::SeqCst);
-    ALLOCS.load(Ordering::SeqCst)
+    alloc::count(|| {
+        for _ in 0..runs {
+            f();
+        }
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -34,9 +34,7 @@
 //!
 //! Run: `cargo bench --bench endpoint -- --warm-up-time 1 --measurement-time 3`.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use coap_proto::endpoint::{Config, Endpoint, Event, TransmissionParameters};
@@ -47,51 +45,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 // Allocation counting
 // ---------------------------------------------------------------------------
 
-/// Forwards to [`System`]; counts allocation calls (alloc, alloc_zeroed and
-/// realloc) while `COUNTING` is set.
-struct CountingAlloc;
-
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-#[inline]
-fn note_alloc() {
-    if COUNTING.load(Ordering::Relaxed) {
-        ALLOCS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-// SAFETY: every method forwards its arguments unchanged to the system
-// allocator, which upholds the `GlobalAlloc` contract; the wrapper only
-// bumps a counter.
-#[allow(unsafe_code)]
-unsafe impl GlobalAlloc for CountingAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_alloc();
-        // SAFETY: forwarded contract (see the impl).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+#[path = "common/alloc.rs"]
+mod alloc;
 
 #[global_allocator]
-static GLOBAL: CountingAlloc = CountingAlloc;
+static GLOBAL: alloc::CountingAlloc = alloc::CountingAlloc;
 
 // ---------------------------------------------------------------------------
 // Two endpoints in memory
@@ -196,14 +154,13 @@ fn allocations_per_exchange(warm_up: usize, runs: usize) -> (f64, Pair) {
     for _ in 0..warm_up {
         pair.exchange();
     }
-    ALLOCS.store(0, Ordering::SeqCst);
-    COUNTING.store(true, Ordering::SeqCst);
-    for _ in 0..runs {
-        black_box(pair.exchange());
-    }
-    COUNTING.store(false, Ordering::SeqCst);
+    let calls = alloc::count(|| {
+        for _ in 0..runs {
+            black_box(pair.exchange());
+        }
+    });
     #[allow(clippy::cast_precision_loss)] // counts far below 2^52
-    let per = ALLOCS.load(Ordering::SeqCst) as f64 / runs as f64;
+    let per = calls as f64 / runs as f64;
     (per, pair)
 }
 
