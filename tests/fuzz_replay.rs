@@ -20,6 +20,7 @@ const TARGETS: &[(&str, Body)] = &[
     ("endpoint_server", fuzz_endpoint::endpoint_server),
     ("endpoint_client", fuzz_endpoint::endpoint_client),
     ("endpoint_pair", fuzz_endpoint::endpoint_pair),
+    ("rd", coap_proto::_internal::fuzz_rd::rd),
 ];
 
 fn replay(kind: &str) -> usize {

@@ -5,5 +5,6 @@
 pub mod fuzz;
 pub mod fuzz_endpoint;
 pub mod fuzz_link;
+pub mod fuzz_rd;
 pub mod fuzz_uri;
 pub mod sim;
