@@ -2783,6 +2783,17 @@ impl<A: Address> Endpoint<A> {
         found
     }
 
+    /// Ends a notification with its outcome event (delivered, timed out,
+    /// rejected) and frees its client's slot (RFC 7641 §4.5.1).
+    fn end_notification(&mut self, now: Instant, key: u64, event: fn(NotificationId) -> Event<A>) {
+        if let Some(n) = self.remove_notification(key) {
+            let (id, peer) = (n.id, n.peer);
+            self.recycle(n.datagram);
+            self.push_event(event(NotificationId(id)), Hold::Notification);
+            self.release_gate(now, peer);
+        }
+    }
+
     /// Removes a notification entry and everything that points to it.
     fn remove_notification(&mut self, key: u64) -> Option<Notification<A>> {
         let n = self.notifications.remove(&key)?;
@@ -2824,15 +2835,7 @@ impl<A: Address> Endpoint<A> {
             // RFC 7641 §4.5: the last attempt timed out (a superseding
             // notification is dropped with it, §4.5.2 step 2).
             self.stats.timeouts += 1;
-            if let Some(n) = self.remove_notification(key) {
-                let (id, peer) = (n.id, n.peer);
-                self.recycle(n.datagram);
-                self.push_event(
-                    Event::NotificationTimedOut(NotificationId(id)),
-                    Hold::Notification,
-                );
-                self.release_gate(now, peer);
-            }
+            self.end_notification(now, key, Event::NotificationTimedOut);
             return;
         }
         let (peer, fresh) = (n.peer, n.fresh);
@@ -2897,15 +2900,7 @@ impl<A: Address> Endpoint<A> {
             return;
         }
         if !n.fresh {
-            if let Some(n) = self.remove_notification(key) {
-                let (id, peer) = (n.id, n.peer);
-                self.recycle(n.datagram);
-                self.push_event(
-                    Event::NotificationDelivered(NotificationId(id)),
-                    Hold::Notification,
-                );
-                self.release_gate(now, peer);
-            }
+            self.end_notification(now, key, Event::NotificationDelivered);
             return;
         }
         let peer = n.peer;
@@ -3314,15 +3309,7 @@ impl<A: Address> Endpoint<A> {
                     // RFC 7641 §4.5: a Reset rejecting a CON or NON
                     // notification: the client is no longer interested.
                     Some(MidOwner::Notification(key)) => {
-                        if let Some(n) = self.remove_notification(key) {
-                            let (id, peer) = (n.id, n.peer);
-                            self.recycle(n.datagram);
-                            self.push_event(
-                                Event::NotificationRejected(NotificationId(id)),
-                                Hold::Notification,
-                            );
-                            self.release_gate(now, peer);
-                        }
+                        self.end_notification(now, key, Event::NotificationRejected);
                     }
                     None => self.stats.unexpected += 1,
                 }
