@@ -76,6 +76,9 @@ pub(crate) struct Observer {
     /// The Content-Format of the first response: every 2.xx notification
     /// must have it (§4.2).
     pub(crate) content_format: Option<ContentFormat>,
+    /// Our Block2 size capped by the one the registration asked for (RFC
+    /// 7959 §2.6, §2.4): every notification's first block uses it.
+    pub(crate) szx: u8,
     /// The endpoint's latest notification for it.
     pub(crate) notification: Option<NotificationId>,
     /// Notifications sent as NON since the last CON (§4.5).
@@ -226,6 +229,12 @@ impl<A: Address, S> Server<A, S> {
                 request: reg.request.clone().into_boxed_slice(),
                 format: reg.format,
                 content_format,
+                szx: Message::parse(&reg.request)
+                    .ok()
+                    .and_then(|r| r.block2())
+                    .map_or(self.config.block2_szx, |b| {
+                        b.szx().min(self.config.block2_szx)
+                    }),
                 notification,
                 since_con: 0,
                 last_con: now,
@@ -373,15 +382,13 @@ impl<A: Address, S> Server<A, S> {
         let Some(obs) = self.observers.get(&key) else {
             return false;
         };
-        let (format, content_format, since_con, last_con) =
-            (obs.format, obs.content_format, obs.since_con, obs.last_con);
-        // RFC 7959 §2.6: the block size the client asked for in its
-        // registration (early negotiation, §2.4) applies to the first block
-        // of every notification too; ours caps it.
-        let asked_szx = Message::parse(&obs.request)
-            .ok()
-            .and_then(|r| r.block2())
-            .map(crate::message::Block::szx);
+        let (format, content_format, since_con, last_con, szx) = (
+            obs.format,
+            obs.content_format,
+            obs.since_con,
+            obs.last_con,
+            obs.szx,
+        );
         let Some(reply) = self.run_for_observer(now, idx, key, state) else {
             return false;
         };
@@ -420,7 +427,6 @@ impl<A: Address, S> Server<A, S> {
             }
             return self.count_notification(&r, true);
         }
-        let szx = asked_szx.map_or(self.config.block2_szx, |a| a.min(self.config.block2_szx));
         let block_wise = m.payload().len() > 1usize << (szx + 4)
             || m.encoded_len() + MAX_TOKEN_LEN + 4 > max_message;
         let auto = match self.config.auto_etag {
