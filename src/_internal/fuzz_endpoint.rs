@@ -1796,9 +1796,9 @@ const A: Addr = Addr(1);
 const B: Addr = Addr(2);
 const NOISE: Addr = Addr(3);
 
-struct Pair {
-    nodes: [Node; 2],
-    now: Instant,
+/// The lossy, reordering link both pair fuzzers send through: each
+/// datagram's fate (loss, duplication, delay) comes from the input.
+struct Link {
     fates: Vec<Fate>,
     fate_pos: usize,
     inflight: Vec<Packet>,
@@ -1807,11 +1807,7 @@ struct Pair {
     lossless: bool,
 }
 
-impl Pair {
-    fn addr(side: usize) -> Addr {
-        if side == 0 { A } else { B }
-    }
-
+impl Link {
     fn fate(&mut self) -> Fate {
         if self.fates.is_empty() || self.lossless {
             return Fate {
@@ -1839,13 +1835,13 @@ impl Pair {
         Duration::from_millis(d.checked_rem(max).unwrap_or(0))
     }
 
-    fn send(&mut self, from: Addr, to: Addr, data: Vec<u8>) {
+    fn send(&mut self, now: Instant, from: Addr, to: Addr, data: Vec<u8>) {
         let f = self.fate();
         if f.loss < 40 {
             return;
         }
         if f.dup < 30 {
-            let at = self.now + self.delay(f.dup_delay);
+            let at = now + self.delay(f.dup_delay);
             self.seq += 1;
             self.inflight.push(Packet {
                 at,
@@ -1855,7 +1851,7 @@ impl Pair {
                 data: data.clone(),
             });
         }
-        let at = self.now + self.delay(f.delay);
+        let at = now + self.delay(f.delay);
         self.seq += 1;
         self.inflight.push(Packet {
             at,
@@ -1869,6 +1865,18 @@ impl Pair {
     fn next_packet(&self) -> Option<Instant> {
         self.inflight.iter().map(|p| p.at).min()
     }
+}
+
+struct Pair {
+    nodes: [Node; 2],
+    now: Instant,
+    wire: Link,
+}
+
+impl Pair {
+    fn addr(side: usize) -> Addr {
+        if side == 0 { A } else { B }
+    }
 
     /// Settles both endpoints and delivers every packet due, until quiet.
     fn pump(&mut self) {
@@ -1880,11 +1888,12 @@ impl Pair {
                 let out = core::mem::take(&mut self.nodes[side].out);
                 for (to, data) in out {
                     progress = true;
-                    self.send(Self::addr(side), to, data);
+                    self.wire.send(self.now, Self::addr(side), to, data);
                 }
             }
             // Deliver the earliest due packet (ties in send order).
             let due = self
+                .wire
                 .inflight
                 .iter()
                 .enumerate()
@@ -1893,7 +1902,7 @@ impl Pair {
                 .map(|(i, _)| i);
             if let Some(i) = due {
                 progress = true;
-                let p = self.inflight.remove(i);
+                let p = self.wire.inflight.remove(i);
                 let (side, multicast) = match p.to {
                     A => (Some(0), false),
                     B => (Some(1), false),
@@ -1918,7 +1927,7 @@ impl Pair {
         [
             self.nodes[0].next_wake(),
             self.nodes[1].next_wake(),
-            self.next_packet(),
+            self.wire.next_packet(),
         ]
         .into_iter()
         .flatten()
@@ -1944,7 +1953,7 @@ impl Pair {
     }
 
     fn finish(&mut self) {
-        self.lossless = true;
+        self.wire.lossless = true;
         let now = self.now;
         for n in &mut self.nodes {
             n.enter_final(now);
@@ -1952,7 +1961,7 @@ impl Pair {
         for _ in 0..FINAL_STEPS {
             self.pump();
             let Some(t) = self.next_wake() else {
-                assert!(self.inflight.is_empty());
+                assert!(self.wire.inflight.is_empty());
                 for n in &self.nodes {
                     n.assert_empty(self.now);
                 }
@@ -2047,12 +2056,14 @@ pub fn endpoint_pair(data: &[u8]) {
             ),
         ],
         now: Instant::ZERO,
-        fates: input.fates,
-        fate_pos: 0,
-        inflight: Vec::new(),
-        seq: 0,
-        max_latency: config.transmission.max_latency,
-        lossless: false,
+        wire: Link {
+            fates: input.fates,
+            fate_pos: 0,
+            inflight: Vec::new(),
+            seq: 0,
+            max_latency: config.transmission.max_latency,
+            lossless: false,
+        },
     };
     for op in input.ops.iter().take(MAX_OPS) {
         let now = pair.now;
@@ -2235,64 +2246,11 @@ struct BlockPair {
     live: BTreeMap<crate::client::TransferId, Expect>,
     /// Every id that ended or was cancelled: no event may follow.
     gone: BTreeSet<crate::client::TransferId>,
-    fates: Vec<Fate>,
-    fate_pos: usize,
-    inflight: Vec<Packet>,
-    seq: u64,
-    max_latency: Duration,
-    lossless: bool,
+    wire: Link,
     buf: Vec<u8>,
 }
 
 impl BlockPair {
-    fn fate(&mut self) -> Fate {
-        if self.fates.is_empty() || self.lossless {
-            return Fate {
-                loss: 255,
-                dup: 255,
-                delay: 0,
-                dup_delay: 0,
-            };
-        }
-        let f = self.fates[self.fate_pos % self.fates.len()];
-        self.fate_pos += 1;
-        f
-    }
-
-    fn delay(&self, x: u16) -> Duration {
-        let max = u64::try_from(self.max_latency.as_millis()).unwrap_or(u64::MAX);
-        let x = u64::from(x);
-        let d = if x < 0x8000 { x % 64 } else { x };
-        Duration::from_millis(d.checked_rem(max).unwrap_or(0))
-    }
-
-    fn send(&mut self, from: Addr, to: Addr, data: Vec<u8>) {
-        let f = self.fate();
-        if f.loss < 40 {
-            return;
-        }
-        if f.dup < 30 {
-            self.seq += 1;
-            let at = self.now + self.delay(f.dup_delay);
-            self.inflight.push(Packet {
-                at,
-                seq: self.seq,
-                from,
-                to,
-                data: data.clone(),
-            });
-        }
-        self.seq += 1;
-        let at = self.now + self.delay(f.delay);
-        self.inflight.push(Packet {
-            at,
-            seq: self.seq,
-            from,
-            to,
-            data,
-        });
-    }
-
     /// Checks one event of the client layer against what was asked.
     fn on_client_event(&mut self, ev: crate::client::ClientEvent<Addr>) {
         use crate::client::ClientEvent as E;
@@ -2393,7 +2351,7 @@ impl BlockPair {
                 moved = true;
                 assert!(t.len <= self.client.config().max_message_size);
                 let d = self.buf[..t.len].to_vec();
-                self.send(A, t.to, d);
+                self.wire.send(self.now, A, t.to, d);
             }
             while let Some(ev) = self.server_ep.poll_event() {
                 moved = true;
@@ -2412,7 +2370,7 @@ impl BlockPair {
                 moved = true;
                 assert!(t.len <= self.server_ep.config().max_message_size);
                 let d = self.buf[..t.len].to_vec();
-                self.send(B, t.to, d);
+                self.wire.send(self.now, B, t.to, d);
             }
             while let Some(ev) = self.client.poll_event() {
                 moved = true;
@@ -2421,6 +2379,7 @@ impl BlockPair {
                 }
             }
             let due = self
+                .wire
                 .inflight
                 .iter()
                 .enumerate()
@@ -2429,7 +2388,7 @@ impl BlockPair {
                 .map(|(i, _)| i);
             if let Some(i) = due {
                 moved = true;
-                let p = self.inflight.remove(i);
+                let p = self.wire.inflight.remove(i);
                 if p.to == A {
                     self.client.handle_datagram(self.now, p.from, &p.data);
                 } else if p.to == B {
@@ -2465,7 +2424,7 @@ impl BlockPair {
             self.client.poll_timeout(),
             self.server_ep.poll_timeout(),
             self.server.poll_timeout(),
-            self.inflight.iter().map(|p| p.at).min(),
+            self.wire.inflight.iter().map(|p| p.at).min(),
         ]
         .into_iter()
         .flatten()
@@ -2523,7 +2482,7 @@ impl BlockPair {
     /// Lossless run-down: every observation ends, every transfer ends in
     /// its one outcome, and nothing is left anywhere after the lifetimes.
     fn finish(&mut self) {
-        self.lossless = true;
+        self.wire.lossless = true;
         let now = self.now;
         let obs: Vec<_> = self
             .live
@@ -2651,12 +2610,14 @@ pub fn block_pair(data: &[u8]) {
         app,
         live: BTreeMap::new(),
         gone: BTreeSet::new(),
-        fates: input.fates,
-        fate_pos: 0,
-        inflight: Vec::new(),
-        seq: 0,
-        max_latency: config.transmission.max_latency,
-        lossless: false,
+        wire: Link {
+            fates: input.fates,
+            fate_pos: 0,
+            inflight: Vec::new(),
+            seq: 0,
+            max_latency: config.transmission.max_latency,
+            lossless: false,
+        },
         buf: alloc::vec![0u8; TX_BUF],
     };
     let ty = |con: bool| {
