@@ -49,6 +49,29 @@ struct ClientSide {
     started: u32,
 }
 
+/// Runs the resource layer `layer` (over the counter `value`) as the app of
+/// node `server`; the test keeps the returned handle to change the value.
+fn serve(sim: &mut Sim, server: NodeId, layer: Server<SimAddr, u32>) -> Rc<RefCell<ServerSide>> {
+    let srv = Rc::new(RefCell::new(ServerSide {
+        server: layer,
+        value: 0,
+    }));
+    let app = Rc::clone(&srv);
+    sim.set_app(
+        server,
+        Box::new(move |ep, now, ev| {
+            let mut g = app.borrow_mut();
+            let ServerSide { server, value } = &mut *g;
+            if let Some(Event::Response(r) | Event::Notification(r)) =
+                server.handle_event(ep, now, ev, value)
+            {
+                ep.recycle(r.message.into_bytes());
+            }
+        }),
+    );
+    srv
+}
+
 fn get_obs() -> MessageBuf {
     let mut m = MessageBuf::new(MessageType::Con, Code::GET);
     m.add_option(OptionNumber::URI_PATH, "obs");
@@ -83,26 +106,8 @@ fn world(seed: u64, con: bool) -> World {
                 .get(|v: &mut u32, _| Reply::content(ContentFormat::TEXT_PLAIN, v.to_string())),
         )
         .unwrap();
-    let srv = Rc::new(RefCell::new(ServerSide {
-        server: layer,
-        value: 0,
-    }));
+    let srv = serve(&mut sim, server, layer);
     let cl = Rc::new(RefCell::new(ClientSide::default()));
-    {
-        let srv = Rc::clone(&srv);
-        sim.set_app(
-            server,
-            Box::new(move |ep, now, ev| {
-                let mut g = srv.borrow_mut();
-                let ServerSide { server, value } = &mut *g;
-                if let Some(Event::Response(r) | Event::Notification(r)) =
-                    server.handle_event(ep, now, ev, value)
-                {
-                    ep.recycle(r.message.into_bytes());
-                }
-            }),
-        );
-    }
     {
         let cl = Rc::clone(&cl);
         sim.set_app(
@@ -316,29 +321,11 @@ fn run_big(seed: u64, con: bool) -> Result<(u32, usize), String> {
                 .get(|v: &mut u32, _| Reply::content(ContentFormat::OCTET_STREAM, big_rep(*v))),
         )
         .unwrap();
-    let srv = Rc::new(RefCell::new(ServerSide {
-        server: layer,
-        value: 0,
-    }));
+    let srv = serve(&mut sim, server, layer);
     let cl = Rc::new(RefCell::new(BigClient::default()));
     let mut cc = ClientConfig::default();
     cc.block_retries = 8;
     let transfers = Rc::new(RefCell::new(Transfers::<SimAddr>::new(cc)));
-    {
-        let srv = Rc::clone(&srv);
-        sim.set_app(
-            server,
-            Box::new(move |ep, now, ev| {
-                let mut g = srv.borrow_mut();
-                let ServerSide { server, value } = &mut *g;
-                if let Some(Event::Response(r) | Event::Notification(r)) =
-                    server.handle_event(ep, now, ev, value)
-                {
-                    ep.recycle(r.message.into_bytes());
-                }
-            }),
-        );
-    }
     {
         let cl = Rc::clone(&cl);
         let transfers = Rc::clone(&transfers);
