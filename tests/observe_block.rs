@@ -10,7 +10,9 @@
 
 use std::collections::VecDeque;
 
-use coap_proto::client::{ClientConfig, ClientError, ClientEvent, FailReason, Phase, Transfers};
+use coap_proto::client::{
+    ClientConfig, ClientError, ClientEvent, FailReason, Phase, TransferId, Transfers,
+};
 use coap_proto::endpoint::{Config, Deregister, Endpoint, Event};
 use coap_proto::server::{Reply, Resource, ResourceId, Server, ServerConfig};
 use coap_proto::{
@@ -454,29 +456,43 @@ fn early_negotiation_on_the_registration() {
 /// version (RFC 7641 §4.2) restarts it: the newest value arrives whole.
 #[test]
 fn etag_change_mid_fetch_restarts_from_the_newest_notification() {
-    let mut n = Net::new(ClientConfig::default());
-    let id = n.observe();
-    n.pump();
-    let t1 = T0 + std::time::Duration::from_secs(2);
-    n.advance(t1);
-    // Hold the GET for block 2 of version 2.
-    n.hold_block(2);
-    n.change(2);
-    assert_eq!(n.held.len(), 1);
     // The resource changes without a notification yet (a server rate
-    // limit, RFC 7641 §4.5.1); the held GET now gets block 2 of version 3.
-    n.change_silently(3, 200);
-    n.serve_all();
-    n.release();
+    // limit, RFC 7641 §4.5.1); the held GET for block 2 of version 2 gets
+    // block 2 of version 3.
+    let (n, id, t1) = completion_broken(2, 2, 200);
     assert_eq!(n.failures(), [(t1, FailReason::RepresentationChanged)]);
     assert_eq!(n.notifications().len(), 1, "version 2 is not delivered");
     assert_eq!(n.transfers.len(), 1, "no completion left running");
+    newest_arrives_whole(n, id, t1, 200);
+}
+
+/// Observes, notifies version 2 at `t1_secs` while holding the completion's
+/// GET for block `held`, then changes the resource to version 3 of
+/// `v3_len` bytes without a notification and lets the held GET through.
+fn completion_broken(t1_secs: u64, held: u32, v3_len: usize) -> (Net, TransferId, Instant) {
+    let mut n = Net::new(ClientConfig::default());
+    let id = n.observe();
+    n.pump();
+    let t1 = T0 + std::time::Duration::from_secs(t1_secs);
+    n.advance(t1);
+    n.hold_block(held);
+    n.change(2);
+    assert_eq!(n.held.len(), 1);
+    n.change_silently(3, v3_len);
+    n.serve_all();
+    n.release();
+    (n, id, t1)
+}
+
+/// A second later version 3 is notified and arrives whole; then the
+/// observation ends cleanly.
+fn newest_arrives_whole(mut n: Net, id: TransferId, t1: Instant, len: usize) {
     let t2 = t1 + std::time::Duration::from_secs(1);
     n.advance(t2);
     n.change(3);
     let notes = n.notifications();
     assert_eq!(notes.len(), 2);
-    assert_eq!(notes[1], (t2, 3, etag(3), rep(3, 200)));
+    assert_eq!(notes[1], (t2, 3, etag(3), rep(3, len)));
     n.transfers
         .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
         .unwrap();
@@ -698,31 +714,14 @@ fn final_block_wise_response_ends_the_observation_whole() {
 /// on. (Found by the `endpoint_pair` fuzzer, block-wise scenario.)
 #[test]
 fn error_answer_to_a_completion_is_not_a_notification() {
-    let mut n = Net::new(ClientConfig::default());
-    let id = n.observe();
-    n.pump();
-    let t1 = T0 + std::time::Duration::from_secs(6);
-    n.advance(t1);
-    n.hold_block(3);
-    n.change(2);
-    assert_eq!(n.held.len(), 1);
-    // Version 3 has 100 bytes (blocks 0 and 1) and is not notified yet.
-    n.change_silently(3, 100);
-    n.serve_all();
-    n.release();
+    // Version 3 has 100 bytes (blocks 0 and 1): the held GET for block 3
+    // of version 2 is answered with an error.
+    let (n, id, t1) = completion_broken(6, 3, 100);
     assert_eq!(
         n.failures(),
         [(t1, FailReason::ErrorResponse(Code::BAD_OPTION))]
     );
     assert_eq!(n.notifications(), [(T0, 1, etag(1), rep(1, 200))]);
     assert_eq!(n.transfers.len(), 1, "the observation goes on");
-    let t2 = t1 + std::time::Duration::from_secs(1);
-    n.advance(t2);
-    n.change(3);
-    assert_eq!(n.notifications()[1], (t2, 3, etag(3), rep(3, 100)));
-    n.transfers
-        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
-        .unwrap();
-    n.pump();
-    n.assert_clean();
+    newest_arrives_whole(n, id, t1, 100);
 }
