@@ -446,8 +446,29 @@ fn ref_option_write(
 }
 
 /// Parses with the crate and returns the same plain data as [`ref_parse`],
-/// checking the error's header on the way.
+/// checking the error's header on the way, and that `Message::parse_fold`
+/// gives the same message, the same options (folded in its single pass)
+/// and the same error.
 fn crate_parse(b: &[u8]) -> Result<RefMessage, (ParseErrorKind, usize)> {
+    let folded = Message::parse_fold(b, Vec::new(), |mut seen, o| {
+        seen.push((o.number.0, o.value.to_vec()));
+        seen
+    });
+    match (&folded, Message::parse(b)) {
+        (Ok((fm, seen)), Ok(m)) => {
+            assert_eq!(*fm, m, "parse_fold's message");
+            let walked: Vec<_> = m
+                .options()
+                .map(|o| (o.number.0, o.value.to_vec()))
+                .collect();
+            assert_eq!(*seen, walked, "parse_fold's options");
+        }
+        (Err(fe), Err(e)) => assert_eq!(*fe, e, "parse_fold's error"),
+        (f, p) => panic!(
+            "parse_fold {:?} but parse {p:?}",
+            f.as_ref().map(|(m, _)| m)
+        ),
+    }
     match Message::parse(b) {
         Ok(m) => Ok((
             m.ty(),

@@ -68,6 +68,11 @@ fn parse_iterate_and_display_do_not_allocate() {
         for opt in msg.options() {
             sum += usize::from(opt.number.0) + opt.value.len();
         }
+        let (_, folded) = Message::parse_fold(bytes, 0usize, |acc, opt| {
+            acc + usize::from(opt.number.0) + opt.value.len()
+        })
+        .unwrap();
+        assert_eq!(folded, sum, "parse_fold folds what options() walks");
         sum += msg.options_of(OptionNumber::URI_PATH).count();
         sum += msg.payload().len() + msg.token().len();
         sum += msg.block2().unwrap().offset();

@@ -73,6 +73,15 @@ fn check_valid(v: &Value) -> Result<(), String> {
     if Value::Array(opts.clone()) != v["options"] {
         diffs.push(format!("options {opts:?}"));
     }
+    // The single-pass fold sees the same options.
+    let (_, folded) = Message::parse_fold(&bytes, Vec::new(), |mut seen, o| {
+        seen.push(serde_json::json!([o.number.0, to_hex(o.value)]));
+        seen
+    })
+    .map_err(|e| format!("parse_fold rejected: {e}"))?;
+    if folded != opts {
+        diffs.push(format!("parse_fold options {folded:?}"));
+    }
     if to_hex(msg.payload()) != v["payload"] {
         diffs.push("payload".into());
     }
@@ -99,6 +108,9 @@ fn check_invalid(v: &Value) -> Result<(), String> {
         Ok(m) => return Err(format!("accepted: {m}")),
         Err(e) => e,
     };
+    if Message::parse_fold(&bytes, (), |(), _| ()).err() != Some(err) {
+        return Err("parse_fold disagrees with parse".into());
+    }
     let want_kind = v["error"]["kind"].as_str().unwrap();
     let want_kind =
         ParseErrorKind::from_name(want_kind).ok_or_else(|| format!("unknown kind {want_kind}"))?;

@@ -35,7 +35,22 @@ impl Write for Sink {
 /// `parse`: never panics; if it accepts, every accessor and the option walk
 /// stay consistent with the bytes.
 pub fn parse(data: &[u8]) {
-    let Ok(msg) = Message::parse(data) else {
+    // The single-pass fold accepts exactly what parse accepts, with the
+    // same error, and folds exactly the options the iterator walks.
+    let folded = Message::parse_fold(data, (0usize, 0u16, true), |(n, last, ordered), o| {
+        (n + 1, o.number.0, ordered && o.number.0 >= last)
+    });
+    let parsed = Message::parse(data);
+    match (&folded, &parsed) {
+        (Ok((fm, (n, _, ordered))), Ok(m)) => {
+            assert_eq!(fm, m);
+            assert_eq!(*n, m.options().count());
+            assert!(*ordered, "parse_fold: options out of order");
+        }
+        (Err(fe), Err(e)) => assert_eq!(fe, e),
+        _ => panic!("parse_fold and parse disagree"),
+    }
+    let Ok(msg) = parsed else {
         return;
     };
     assert!(msg.token().len() <= 8);

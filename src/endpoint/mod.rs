@@ -99,7 +99,7 @@ pub use event::{
 
 use crate::message::{
     Code, EncodeError, Encoder, Header, MAX_TOKEN_LEN, Message, MessageBuf, MessageType, Observe,
-    OptionNumber,
+    OptionNumber, OptionRef,
 };
 use crate::time::Instant;
 use rng::Rng;
@@ -3222,22 +3222,24 @@ impl<A: Address> Endpoint<A> {
             }
             return;
         }
-        let msg = match Message::parse(datagram) {
-            Ok(m) => m,
-            Err(e) => {
-                self.stats.format_errors += 1;
-                // RFC 7252 §4.2: a malformed CON is rejected with RST; §3:
-                // unknown versions are silently ignored; §4.3: NON silence.
-                if let Some(h) = e.header
-                    && h.version == 1
-                    && h.ty == MessageType::Con
-                    && !multicast
-                {
-                    self.reply_rst(from, h.message_id);
+        // One pass validates the datagram and checks its critical options.
+        let (msg, critical) =
+            match Message::parse_fold(datagram, CriticalCheck::default(), CriticalCheck::step) {
+                Ok(parsed) => parsed,
+                Err(e) => {
+                    self.stats.format_errors += 1;
+                    // RFC 7252 §4.2: a malformed CON is rejected with RST; §3:
+                    // unknown versions are silently ignored; §4.3: NON silence.
+                    if let Some(h) = e.header
+                        && h.version == 1
+                        && h.ty == MessageType::Con
+                        && !multicast
+                    {
+                        self.reply_rst(from, h.message_id);
+                    }
+                    return;
                 }
-                return;
-            }
-        };
+            };
         self.note_heard(now, from);
         let code = msg.code();
         let ty = msg.ty();
@@ -3249,9 +3251,9 @@ impl<A: Address> Endpoint<A> {
         if code.is_empty() {
             self.input_empty(now, from, &msg);
         } else if code.class() == 0 {
-            self.input_request(now, from, datagram, &msg, multicast);
+            self.input_request(now, from, datagram, &msg, critical.bad, multicast);
         } else if code.is_response() {
-            self.input_response(now, from, datagram, &msg);
+            self.input_response(now, from, datagram, &msg, critical.bad);
         } else {
             // Reserved classes 1, 3, 6, 7: reject (§4.2, §4.3).
             self.stats.unexpected += 1;
@@ -3349,35 +3351,13 @@ impl<A: Address> Endpoint<A> {
         self.release_outstanding(now, id);
     }
 
-    /// RFC 7252 §5.4.1: the first unrecognized critical option, if any.
-    /// Options breaking their length bounds or repeated when not repeatable
-    /// count as unrecognized (§5.4.3, §5.4.5).
-    fn bad_critical_option(msg: &Message<'_>) -> Option<OptionNumber> {
-        let mut previous = None;
-        for o in msg.options() {
-            let repeated = previous == Some(o.number);
-            previous = Some(o.number);
-            if !o.number.is_critical() {
-                continue;
-            }
-            match o.number.info() {
-                None => return Some(o.number),
-                Some(info) => {
-                    if (repeated && !info.repeatable) || !o.is_len_valid() {
-                        return Some(o.number);
-                    }
-                }
-            }
-        }
-        None
-    }
-
     fn input_request(
         &mut self,
         now: Instant,
         from: A,
         datagram: &[u8],
         msg: &Message<'_>,
+        bad_option: Option<OptionNumber>,
         multicast: bool,
     ) {
         let mid = msg.message_id();
@@ -3394,7 +3374,7 @@ impl<A: Address> Endpoint<A> {
             return;
         }
         let token = Tok::new(msg.token());
-        if let Some(bad) = Self::bad_critical_option(msg) {
+        if let Some(bad) = bad_option {
             self.stats.bad_options += 1;
             if con {
                 // §5.4.1: 4.02 Bad Option with a diagnostic payload.
@@ -3475,7 +3455,14 @@ impl<A: Address> Endpoint<A> {
         self.push_event(event, Hold::Nothing);
     }
 
-    fn input_response(&mut self, now: Instant, from: A, datagram: &[u8], msg: &Message<'_>) {
+    fn input_response(
+        &mut self,
+        now: Instant,
+        from: A,
+        datagram: &[u8],
+        msg: &Message<'_>,
+        bad_option: Option<OptionNumber>,
+    ) {
         let mid = msg.message_id();
         let token = Tok::new(msg.token());
         match msg.ty() {
@@ -3489,7 +3476,7 @@ impl<A: Address> Endpoint<A> {
                     .requests
                     .get(&id)
                     .is_some_and(|r| r.token == token && r.state == ReqState::AwaitAck && !r.ping);
-                if !ok || Self::bad_critical_option(msg).is_some() {
+                if !ok || bad_option.is_some() {
                     self.stats.unexpected += 1;
                     return;
                 }
@@ -3528,7 +3515,7 @@ impl<A: Address> Endpoint<A> {
                     }
                     return;
                 };
-                if Self::bad_critical_option(msg).is_some() {
+                if bad_option.is_some() {
                     // §5.4.1: reject the response (RST for CON).
                     self.stats.bad_options += 1;
                     if con {
@@ -3619,4 +3606,31 @@ fn diagnostic(out: &mut [u8; 40], number: u16) -> usize {
         }
     }
     n
+}
+
+/// RFC 7252 §5.4.1, folded over the options while the datagram is parsed
+/// ([`Message::parse_fold`]): the first unrecognized critical option, if
+/// any. Options breaking their length bounds or repeated when not
+/// repeatable count as unrecognized (§5.4.3, §5.4.5).
+#[derive(Clone, Copy, Default)]
+struct CriticalCheck {
+    previous: Option<OptionNumber>,
+    bad: Option<OptionNumber>,
+}
+
+impl CriticalCheck {
+    fn step(mut self, o: OptionRef<'_>) -> Self {
+        let repeated = self.previous == Some(o.number);
+        self.previous = Some(o.number);
+        if self.bad.is_none() && o.number.is_critical() {
+            let bad = match o.number.info() {
+                None => true,
+                Some(info) => (repeated && !info.repeatable) || !o.is_len_valid(),
+            };
+            if bad {
+                self.bad = Some(o.number);
+            }
+        }
+        self
+    }
 }

@@ -90,9 +90,11 @@ pub struct Message<'a> {
     payload: &'a [u8],
 }
 
-/// Builds a parse error with the header (out of line: errors are rare).
-#[cold]
-#[inline(never)]
+/// Builds a parse error with the header. Inline, and the options' exact
+/// walk ([`options_error`]) returns only a kind and an offset: a caller that
+/// drops the error (`.ok()`) then needs no stack frame for it on the hot
+/// path.
+#[inline]
 fn parse_error(buf: &[u8], kind: ParseErrorKind, offset: usize) -> ParseError {
     ParseError {
         kind,
@@ -124,49 +126,57 @@ fn read_ext(nibble: u8, rest: &[u8]) -> Option<(usize, &[u8])> {
 /// The largest option number, as the type of [`scan_options`]' running sum.
 const MAX_NUMBER: u64 = 0xffff;
 
-/// The hot path of [`Message::parse`]: checks the options region at the
-/// start of `buf` (the datagram after the token) in one pass and splits
-/// `buf` into the options region and the payload (after the marker, or
-/// empty), or returns `None` if it is malformed in any way.
+/// The hot path of [`Message::parse`] and [`Message::parse_fold`]: checks
+/// the options region at the start of `buf` (the datagram after the token)
+/// in one pass and splits `buf` into the options region and the payload
+/// (after the marker, or empty), or returns `None` if it is malformed in any
+/// way. Each option is handed to `f` as the pass reaches it (with `()` and a
+/// no-op for [`Message::parse`], which compiles to the bare check).
 ///
 /// It only answers yes or no, which keeps the loop small: the common option
 /// headers (delta below 13 with a length below 13 or a 1-byte length
 /// extension, and a 1-byte delta extension with a length below 13) have
 /// their own short paths, and the option number is checked against 65535
 /// once at the end (and on every other extended header). Which error came
-/// first, and where, is then worked out by [`options_exact`].
+/// first, and where, is then worked out by [`options_error`].
 #[inline]
-fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
+fn scan_options<'a, A>(
+    buf: &'a [u8],
+    mut acc: A,
+    f: &mut impl FnMut(A, OptionRef<'a>) -> A,
+) -> Option<(&'a [u8], &'a [u8], A)> {
     let mut rest = buf;
     // u64: the sum may run past 65535 (by at most 268 per option header
     // byte) before the final check, which must not wrap even on 32-bit
-    // targets.
+    // targets. Until then `f` may see a truncated number; its result is
+    // dropped with the message.
     let mut number = 0u64;
     while let Some((&b, after)) = rest.split_first() {
         // Only one slice is kept live in the loop (fewer registers).
         rest = after;
+        let value;
         if b < 0xd0 && b & 0x0f < 13 {
             // 1-byte option header: delta and length below 13.
             number += u64::from(b >> 4);
-            rest = rest.get(usize::from(b & 0x0f)..)?;
+            (value, rest) = rest.split_at_checked(usize::from(b & 0x0f))?;
         } else if b < 0xd0 && b & 0x0f == 13 {
             // Delta below 13, 1-byte length extension (13 to 268 bytes).
             let (&ext, after) = rest.split_first()?;
             number += u64::from(b >> 4);
-            rest = after.get(13 + usize::from(ext)..)?;
+            (value, rest) = after.split_at_checked(13 + usize::from(ext))?;
         } else if b & 0xf0 == 0xd0 && b & 0x0f < 13 {
             // 1-byte delta extension (13 to 268), length below 13: the
             // Block, Size and other options numbered above 12.
             let (&ext, after) = rest.split_first()?;
             number += 13 + u64::from(ext);
-            rest = after.get(usize::from(b & 0x0f)..)?;
+            (value, rest) = after.split_at_checked(usize::from(b & 0x0f))?;
         } else if b == PAYLOAD_MARKER {
             // An empty payload after the marker is an error.
             if number > MAX_NUMBER || rest.is_empty() {
                 return None;
             }
             // `rest` is a suffix of `buf` after the marker.
-            return Some((buf.get(..buf.len() - rest.len() - 1)?, rest));
+            return Some((buf.get(..buf.len() - rest.len() - 1)?, rest, acc));
         } else {
             let (dn, ln) = (b >> 4, b & 0x0f);
             if dn == 15 || ln == 15 {
@@ -178,33 +188,42 @@ fn scan_options(buf: &[u8]) -> Option<(&[u8], &[u8])> {
             if number > MAX_NUMBER {
                 return None;
             }
-            rest = after.get(len..)?;
+            (value, rest) = after.split_at_checked(len)?;
         }
+        acc = f(
+            acc,
+            OptionRef {
+                number: OptionNumber(number as u16),
+                value,
+            },
+        );
     }
-    (number <= MAX_NUMBER).then_some((buf, &[]))
+    (number <= MAX_NUMBER).then_some((buf, &[], acc))
 }
 
-/// The options region of a datagram whose header and token are valid,
-/// walked one option at a time with every check in the order of
-/// [`ParseErrorKind`]. Only called when [`scan_options`] found the region
-/// malformed, to name the first error and its offset exactly (and, should
-/// the two ever disagree, to have the last word). Splits the region after
-/// the token as [`scan_options`] does.
-#[inline]
-fn options_exact(buf: &[u8], options_start: usize) -> Result<(&[u8], &[u8]), ParseError> {
-    let fail = |kind, offset| Err(parse_error(buf, kind, offset));
+/// The first error in the options region of a datagram whose header and
+/// token are valid, walking it one option at a time with every check in the
+/// order of [`ParseErrorKind`]. Only called when [`scan_options`] rejected
+/// the region, to name the error and its offset; [`scan_options`] alone
+/// decides whether a datagram is accepted. The two agree (the property and
+/// fuzz tests compare both with a reference model); should they not, the
+/// datagram is still refused, with an error at the start of its options.
+#[cold]
+#[inline(never)]
+fn options_error(buf: &[u8], options_start: usize) -> (ParseErrorKind, usize) {
+    let fail = |kind: ParseErrorKind, offset: usize| (kind, offset);
     let mut rest = buf.get(options_start..).unwrap_or_default();
     let mut number = 0usize;
     loop {
         let pos = buf.len() - rest.len();
         let Some((&b, after)) = rest.split_first() else {
-            return Ok((buf.get(options_start..).unwrap_or_default(), &[]));
+            return fail(ParseErrorKind::OptionHeaderTruncated, options_start);
         };
         if b == PAYLOAD_MARKER {
             if after.is_empty() {
                 return fail(ParseErrorKind::EmptyPayload, pos);
             }
-            return Ok((buf.get(options_start..pos).unwrap_or_default(), after));
+            return fail(ParseErrorKind::OptionHeaderTruncated, options_start);
         }
         let (dn, ln) = (b >> 4, b & 0x0f);
         if dn == 15 {
@@ -239,7 +258,9 @@ impl<'a> Message<'a> {
     /// registered length bounds are *not* format errors: see
     /// [`Message::invalid_options`].
     ///
-    /// Parsing never allocates and never panics.
+    /// Parsing never allocates and never panics. A caller that reads every
+    /// option of the message can have them in the same pass with
+    /// [`Message::parse_fold`].
     ///
     /// ```
     /// use coap_proto::{Message, ParseErrorKind};
@@ -249,8 +270,48 @@ impl<'a> Message<'a> {
     /// ```
     #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Self, ParseError> {
-        // The hot path reads the raw header bytes; the `Header` is only
-        // built for an error (`parse_error` is cold and out of line).
+        Self::parse_fold(buf, (), |(), _| ()).map(|(msg, ())| msg)
+    }
+
+    /// Parses and validates a datagram like [`Message::parse`], folding
+    /// every option into `init` with `f` in the same pass.
+    ///
+    /// [`Message::parse`] followed by [`Message::options`] walks the options
+    /// twice: once to validate, once to read. Each walk is a chain of
+    /// dependent loads (where an option header starts depends on the length
+    /// of every option before it), so a caller that reads every option of
+    /// every datagram (a proxy, a cache key, a logger, a dispatcher that
+    /// gathers the Uri-Path) pays that chain twice. `parse_fold` walks it
+    /// once and hands each option to `f` as the validating pass reaches it.
+    ///
+    /// It accepts and rejects exactly the datagrams [`Message::parse`] does,
+    /// with the same [`ParseError`]. The folded value is returned only with
+    /// a valid message: when a datagram turns out malformed after some of
+    /// its options were folded, the accumulator is dropped with the error.
+    /// So a fold that keeps its state in the accumulator never acts on a
+    /// malformed datagram; a closure that writes elsewhere (through a
+    /// captured `&mut`) must discard what it wrote when an error comes back.
+    ///
+    /// ```
+    /// use coap_proto::{Message, OptionNumber};
+    /// // RFC 7252 Appendix A, Figure 16, then a request with two path segments.
+    /// let (msg, options) = Message::parse_fold(b"\x41\x01\x7d\x34\x20\xbbtemperature", 0, |n, _| n + 1)?;
+    /// assert_eq!((msg.message_id(), options), (0x7d34, 1));
+    /// let (_, path_len) = Message::parse_fold(b"\x40\x01\x00\x01\xb1a\x03bcd", 0, |len, o| {
+    ///     if o.number == OptionNumber::URI_PATH { len + 1 + o.value.len() } else { len }
+    /// })?;
+    /// assert_eq!(path_len, "/a/bcd".len());
+    /// // A malformed datagram gives parse's error, and no accumulator.
+    /// let err = Message::parse_fold(b"\x40\x01\x00\x01\xb1a\xff", 0, |n, _| n + 1).unwrap_err();
+    /// assert_eq!(err, Message::parse(b"\x40\x01\x00\x01\xb1a\xff").unwrap_err());
+    /// # Ok::<(), coap_proto::ParseError>(())
+    /// ```
+    #[inline]
+    pub fn parse_fold<A>(
+        buf: &'a [u8],
+        init: A,
+        mut f: impl FnMut(A, OptionRef<'a>) -> A,
+    ) -> Result<(Self, A), ParseError> {
         let [b0, code, m0, m1, ..] = *buf else {
             return Err(ParseError {
                 kind: ParseErrorKind::TooShort,
@@ -272,37 +333,22 @@ impl<'a> Message<'a> {
         let Some((front, region)) = buf.split_at_checked(4 + tkl) else {
             return fail(ParseErrorKind::TokenTruncated, 4);
         };
-        match scan_options(region) {
-            Some((options, payload)) => Ok(Self {
+        let Some((options, payload, acc)) = scan_options(region, init, &mut f) else {
+            // Out of line: errors are rare, and only naming one needs the
+            // slower walk.
+            let (kind, offset) = options_error(buf, 4 + tkl);
+            return fail(kind, offset);
+        };
+        Ok((
+            Self {
                 buf,
                 head: [b0, code, m0, m1],
                 token: front.get(4..).unwrap_or_default(),
                 options,
                 payload,
-            }),
-            // Out of line and returning the whole result, so that nothing
-            // of the hot path is kept across the call.
-            None => Self::parse_exact(buf, 4 + tkl),
-        }
-    }
-
-    /// [`Message::parse`] for a datagram whose header and token are valid
-    /// but whose options region [`scan_options`] rejected (cold).
-    #[cold]
-    #[inline(never)]
-    fn parse_exact(buf: &'a [u8], options_start: usize) -> Result<Self, ParseError> {
-        let (options, payload) = options_exact(buf, options_start)?;
-        let head = match *buf {
-            [b0, b1, b2, b3, ..] => [b0, b1, b2, b3],
-            _ => [0; 4],
-        };
-        Ok(Self {
-            buf,
-            head,
-            token: buf.get(4..options_start).unwrap_or_default(),
-            options,
-            payload,
-        })
+            },
+            acc,
+        ))
     }
 
     /// The layout offsets, to rebuild the view over the same bytes later
