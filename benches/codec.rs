@@ -704,6 +704,14 @@ fn alloc_counts(_: &mut Criterion) {
             eprintln!("{:<14} {:<7} {a:>9} {b:>11} {c:>29} {d:>10}", s.name, op);
         }
         assert_eq!(dec[1], 0, "{}: coap-proto decode allocated", s.name);
+        let parse_then_iterate = count_allocations(RUNS, || {
+            black_box(decode_proto_parse(black_box(bytes)));
+        });
+        assert_eq!(
+            parse_then_iterate, 0,
+            "{}: coap-proto parse + options allocated",
+            s.name
+        );
         assert_eq!(enc[1], 0, "{}: coap-proto encode allocated", s.name);
     }
     eprintln!();
