@@ -202,17 +202,10 @@ impl Cache {
     /// Drops entries expired at `now`, at most `budget` of them.
     pub(crate) fn expire(&mut self, now: Instant, budget: usize) -> usize {
         let mut n = 0;
-        while n < budget {
-            let Some((at, key)) = self.expiry.first() else {
-                break;
-            };
-            if *at > now {
-                break;
-            }
-            let key = key.clone();
-            if self.remove(&key).is_none() {
-                self.expiry.pop_first();
-            }
+        while n < budget
+            && let Some(key) = super::pop_due(&mut self.expiry, now)
+        {
+            self.remove(&key);
             n += 1;
         }
         n

@@ -952,13 +952,9 @@ impl<A: Address, S> Server<A, S> {
         self.stats.transfers_expired += n as u64;
         self.cache.expire(now, budget);
         for _ in 0..budget {
-            let Some(&(at, h)) = self.separate_expiry.first() else {
+            let Some(h) = pop_due(&mut self.separate_expiry, now) else {
                 break;
             };
-            if at > now {
-                break;
-            }
-            self.separate_expiry.pop_first();
             self.separate.remove(&h);
         }
     }
@@ -1812,6 +1808,17 @@ impl<A: Address, S> Server<A, S> {
             r => r,
         }
     }
+}
+
+/// Takes the earliest key of an expiry queue if it is due at `now` (the
+/// representation cache, block transfers and separate responses each keep
+/// one, ordered by deadline). A key whose entry is already gone is still
+/// taken, so a stale queue entry cannot block the ones behind it.
+fn pop_due<K: Ord>(queue: &mut BTreeSet<(Instant, K)>, now: Instant) -> Option<K> {
+    if queue.first()?.0 > now {
+        return None;
+    }
+    queue.pop_first().map(|(_, key)| key)
 }
 
 #[cfg(test)]

@@ -218,18 +218,10 @@ impl<A: Copy + Ord> Transfers<A> {
     /// how many were dropped.
     pub(crate) fn expire(&mut self, now: Instant, budget: usize) -> usize {
         let mut n = 0;
-        while n < budget {
-            let Some((at, key)) = self.expiry.first() else {
-                break;
-            };
-            if *at > now {
-                break;
-            }
-            let key = key.clone();
-            if self.remove(&key).is_none() {
-                // An expiry entry without its transfer: drop it.
-                self.expiry.pop_first();
-            }
+        while n < budget
+            && let Some(key) = super::pop_due(&mut self.expiry, now)
+        {
+            self.remove(&key);
             n += 1;
         }
         n
