@@ -725,3 +725,43 @@ fn error_answer_to_a_completion_is_not_a_notification() {
     assert_eq!(n.transfers.len(), 1, "the observation goes on");
     newest_arrives_whole(n, id, t1, 100);
 }
+
+/// RFC 7959 §2.6 with the server's representation cache: the GETs that
+/// complete a large notification are sliced from the representation the
+/// notification was cut from, so the handler runs once per change (not
+/// once more for the completion), and the blocks share the notification's
+/// ETag.
+#[test]
+fn notification_completion_is_sliced_from_the_notified_representation() {
+    let mut n = Net::new(ClientConfig::default());
+    let id = n.observe();
+    n.pump();
+    // The registration's answer was kept for its own follow-ups.
+    assert_eq!(n.doc.runs, 1);
+    let t1 = T0 + std::time::Duration::from_secs(5);
+    n.advance(t1);
+    let before = n.sent.len();
+    assert_eq!(n.change(2), 1);
+    assert_eq!(
+        n.gets(before),
+        [(Some(1), false), (Some(2), false), (Some(3), false)]
+    );
+    assert_eq!(
+        n.notifications().last(),
+        Some(&(t1, 2, etag(2), rep(2, 200)))
+    );
+    assert_eq!(n.doc.runs, 2, "the completion ran the handler again");
+    // The next change is notified and completed from its own copy.
+    assert_eq!(n.change(3), 1);
+    assert_eq!(
+        n.notifications().last(),
+        Some(&(t1, 3, etag(3), rep(3, 200)))
+    );
+    assert_eq!(n.doc.runs, 3);
+    assert!(n.failures().is_empty());
+    n.transfers
+        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
+        .unwrap();
+    n.pump();
+    n.assert_clean();
+}

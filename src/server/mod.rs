@@ -864,9 +864,10 @@ impl<A: Address, S> Server<A, S> {
     /// checked against its ETag before a kept representation is used.)
     ///
     /// The layer keeps a representation of a GET or FETCH answered in
-    /// more than one block, keyed by the resource, the method, the
-    /// negotiated Content-Format, the Uri-Query options and the FETCH
-    /// body (not the client: clients asking the same share it), until its
+    /// more than one block (and of a notification sent in blocks, for the
+    /// GETs that complete it, RFC 7959 §2.6), keyed by the resource, the
+    /// method, the negotiated Content-Format, the Uri-Query options and the
+    /// FETCH body (not the client: clients asking the same share it), until its
     /// Max-Age ends (at most [`ServerConfig::transfer_lifetime`]): Max-Age
     /// is how long the representation may be used as fresh at all (RFC
     /// 7252 §5.6.1), so it also bounds how long the layer serves it

@@ -7,7 +7,7 @@ use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::{AutoEtag, ETag, Registration, Reply, Request, ResourceId, Server};
+use super::{AutoEtag, ETag, Registration, RepKey, Reply, Request, ResourceId, Server};
 use crate::endpoint::{
     Address, Endpoint, Error as EndpointError, Event, NotificationId, ResponseHandle,
 };
@@ -465,8 +465,42 @@ impl<A: Address, S> Server<A, S> {
                     o.since_con = o.since_con.saturating_add(1);
                 }
             }
+            if m.code() == Code::CONTENT
+                && range.is_some_and(|(start, end)| m.payload().len() > end - start)
+            {
+                self.seed_cache(now, idx, &key, format, m);
+            }
         }
         self.count_notification(&r, con)
+    }
+
+    /// RFC 7959 §2.6: a notification larger than a block carries the first
+    /// block only, and the client GETs the rest as if it had asked for the
+    /// representation itself. The representation is kept under the key
+    /// those GETs make (the registration's method, Uri-Query, FETCH body
+    /// and negotiated format), so that they are sliced from it, as after a
+    /// large GET answer, instead of running the handler again. Once per
+    /// change and key: the other observers' notifications find it fresh.
+    fn seed_cache(
+        &mut self,
+        now: Instant,
+        idx: usize,
+        key: &Key<A>,
+        format: Option<ContentFormat>,
+        m: MessageBuf,
+    ) {
+        if self.resources.get(idx).is_none_or(|r| r.uncached) {
+            return;
+        }
+        let Some(rep) = self.observers.get(key).and_then(|o| {
+            let request = Message::parse(&o.request).ok()?;
+            Some(RepKey::new(idx, format.map(|f| f.0), &request))
+        }) else {
+            return;
+        };
+        if !self.cache.is_fresh(&rep, now) {
+            self.keep(now, rep, m);
+        }
     }
 
     fn count_notification(&mut self, r: &Result<NotificationId, EndpointError>, con: bool) -> bool {
