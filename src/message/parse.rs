@@ -123,6 +123,40 @@ fn read_ext(nibble: u8, rest: &[u8]) -> Option<(usize, &[u8])> {
     }
 }
 
+/// The option whose header byte `b` has just been read, with `after` the
+/// bytes behind it: its delta, its value and what follows, or `None` on a
+/// framing error (a reserved nibble 15, the payload marker included, or an
+/// extension or value running past the end). The common headers (delta
+/// below 13 with a length below 13 or a 1-byte length extension, and a
+/// 1-byte delta extension with a length below 13: the Block, Size and other
+/// options numbered above 12) have their own short paths. Shared by the
+/// validating scan and the option iterator.
+#[inline]
+fn split_option(b: u8, after: &[u8]) -> Option<(usize, &[u8], &[u8])> {
+    let (dn, ln) = (b >> 4, b & 0x0f);
+    if dn < 13 && ln < 13 {
+        let (value, rest) = after.split_at_checked(usize::from(ln))?;
+        return Some((usize::from(dn), value, rest));
+    }
+    if dn < 13 && ln == 13 {
+        let (&ext, after) = after.split_first()?;
+        let (value, rest) = after.split_at_checked(13 + usize::from(ext))?;
+        return Some((usize::from(dn), value, rest));
+    }
+    if dn == 13 && ln < 13 {
+        let (&ext, after) = after.split_first()?;
+        let (value, rest) = after.split_at_checked(usize::from(ln))?;
+        return Some((13 + usize::from(ext), value, rest));
+    }
+    if dn == 15 || ln == 15 {
+        return None;
+    }
+    let (delta, after) = read_ext(dn, after)?;
+    let (len, after) = read_ext(ln, after)?;
+    let (value, rest) = after.split_at_checked(len)?;
+    Some((delta, value, rest))
+}
+
 /// The largest option number, as the type of [`scan_options`]' running sum.
 const MAX_NUMBER: u64 = 0xffff;
 
@@ -133,12 +167,10 @@ const MAX_NUMBER: u64 = 0xffff;
 /// way. Each option is handed to `f` as the pass reaches it (with `()` and a
 /// no-op for [`Message::parse`], which compiles to the bare check).
 ///
-/// It only answers yes or no, which keeps the loop small: the common option
-/// headers (delta below 13 with a length below 13 or a 1-byte length
-/// extension, and a 1-byte delta extension with a length below 13) have
-/// their own short paths, and the option number is checked against 65535
-/// once at the end (and on every other extended header). Which error came
-/// first, and where, is then worked out by [`options_error`].
+/// It only answers yes or no, which keeps the loop small: each option is
+/// split by [`split_option`] (short paths for the common headers) and the
+/// option number is checked against 65535 once, at the end. Which error
+/// came first, and where, is then worked out by [`options_error`].
 #[inline]
 fn scan_options<'a, A>(
     buf: &'a [u8],
@@ -152,44 +184,17 @@ fn scan_options<'a, A>(
     // dropped with the message.
     let mut number = 0u64;
     while let Some((&b, after)) = rest.split_first() {
-        // Only one slice is kept live in the loop (fewer registers).
-        rest = after;
-        let value;
-        if b < 0xd0 && b & 0x0f < 13 {
-            // 1-byte option header: delta and length below 13.
-            number += u64::from(b >> 4);
-            (value, rest) = rest.split_at_checked(usize::from(b & 0x0f))?;
-        } else if b < 0xd0 && b & 0x0f == 13 {
-            // Delta below 13, 1-byte length extension (13 to 268 bytes).
-            let (&ext, after) = rest.split_first()?;
-            number += u64::from(b >> 4);
-            (value, rest) = after.split_at_checked(13 + usize::from(ext))?;
-        } else if b & 0xf0 == 0xd0 && b & 0x0f < 13 {
-            // 1-byte delta extension (13 to 268), length below 13: the
-            // Block, Size and other options numbered above 12.
-            let (&ext, after) = rest.split_first()?;
-            number += 13 + u64::from(ext);
-            (value, rest) = after.split_at_checked(usize::from(b & 0x0f))?;
-        } else if b == PAYLOAD_MARKER {
+        if b == PAYLOAD_MARKER {
             // An empty payload after the marker is an error.
-            if number > MAX_NUMBER || rest.is_empty() {
+            if number > MAX_NUMBER || after.is_empty() {
                 return None;
             }
-            // `rest` is a suffix of `buf` after the marker.
-            return Some((buf.get(..buf.len() - rest.len() - 1)?, rest, acc));
-        } else {
-            let (dn, ln) = (b >> 4, b & 0x0f);
-            if dn == 15 || ln == 15 {
-                return None;
-            }
-            let (delta, after) = read_ext(dn, rest)?;
-            let (len, after) = read_ext(ln, after)?;
-            number += delta as u64;
-            if number > MAX_NUMBER {
-                return None;
-            }
-            (value, rest) = after.split_at_checked(len)?;
+            // `after` is a suffix of `buf` after the marker.
+            return Some((buf.get(..buf.len() - after.len() - 1)?, after, acc));
         }
+        let (delta, value, after) = split_option(b, after)?;
+        number += delta as u64;
+        rest = after;
         acc = f(
             acc,
             OptionRef {
@@ -822,73 +827,12 @@ impl<'a> Iterator for Options<'a> {
     #[inline]
     fn next(&mut self) -> Option<OptionRef<'a>> {
         let (&b, after) = self.rest.split_first()?;
-        if b < 0xd0 && b & 0x0f < 13 {
-            let number = self.number + usize::from(b >> 4);
-            if let (Ok(n), Some((value, rest))) = (
-                u16::try_from(number),
-                after.split_at_checked(usize::from(b & 0x0f)),
-            ) {
-                self.number = number;
-                self.rest = rest;
-                return Some(OptionRef {
-                    number: OptionNumber(n),
-                    value,
-                });
-            }
-            self.rest = &[];
-            return None;
-        }
-        if b < 0xd0 && b & 0x0f == 13 {
-            // Delta below 13, 1-byte length extension.
-            let number = self.number + usize::from(b >> 4);
-            if let (Ok(n), Some((value, rest))) = (
-                u16::try_from(number),
-                after
-                    .split_first()
-                    .and_then(|(&ext, after)| after.split_at_checked(13 + usize::from(ext))),
-            ) {
-                self.number = number;
-                self.rest = rest;
-                return Some(OptionRef {
-                    number: OptionNumber(n),
-                    value,
-                });
-            }
-            self.rest = &[];
-            return None;
-        }
-        if b & 0xf0 == 0xd0 && b & 0x0f < 13 {
-            // 1-byte delta extension, length below 13.
-            if let Some((&ext, after)) = after.split_first() {
-                let number = self.number + 13 + usize::from(ext);
-                if let (Ok(n), Some((value, rest))) = (
-                    u16::try_from(number),
-                    after.split_at_checked(usize::from(b & 0x0f)),
-                ) {
-                    self.number = number;
-                    self.rest = rest;
-                    return Some(OptionRef {
-                        number: OptionNumber(n),
-                        value,
-                    });
-                }
-            }
-            self.rest = &[];
-            return None;
-        }
-        let (dn, ln) = (b >> 4, b & 0x0f);
-        let parsed = if dn == 15 || ln == 15 {
-            None
-        } else {
-            read_ext(dn, after).and_then(|(delta, after)| {
-                let (len, after) = read_ext(ln, after)?;
-                let (value, rest) = after.split_at_checked(len)?;
-                let number = self.number + delta;
-                let n = u16::try_from(number).ok()?;
-                Some((n, value, rest))
-            })
-        };
-        let Some((n, value, rest)) = parsed else {
+        let next = split_option(b, after).and_then(|(delta, value, rest)| {
+            Some((u16::try_from(self.number + delta).ok()?, value, rest))
+        });
+        let Some((n, value, rest)) = next else {
+            // The payload marker, a framing error or an option number past
+            // 65535 (only in a region `Options::new` was given).
             self.rest = &[];
             return None;
         };
