@@ -40,7 +40,8 @@
 //! - **Back-off**: consecutive failures wait [`RdConfig::retry_initial`],
 //!   doubling up to [`RdConfig::retry_max`], plus up to
 //!   [`RdConfig::jitter_percent`] of jitter. A 5.03 Service Unavailable with
-//!   Max-Age waits that many seconds instead (§5.3.1), at most `retry_max`.
+//!   Max-Age waits that many seconds instead (§5.3.1), at least
+//!   `retry_initial` and at most `retry_max`.
 //! - **Removal (§5.3.2)**: [`Registration::deregister`] DELETEs the
 //!   registration resource; 2.02 Deleted or 4.04 (already gone) end it
 //!   ([`RdEvent::Deregistered`]).
@@ -188,7 +189,9 @@ pub struct RdConfig {
     /// Up to this share of an interval is random: refreshes come earlier,
     /// retries later. Default 5 (%); 0 for exact instants.
     pub jitter_percent: u8,
-    /// The first retry delay after a failure. Default 10 s.
+    /// The first retry delay after a failure, also the shortest wait a
+    /// 5.03's Max-Age can ask for. Above zero and at most `retry_max`.
+    /// Default 10 s.
     pub retry_initial: Duration,
     /// The longest retry delay. Default 1 hour.
     pub retry_max: Duration,
@@ -426,7 +429,7 @@ pub struct Registration<A: Address> {
     location: Option<Vec<String>>,
     /// Consecutive failures.
     failures: u32,
-    rng: u64,
+    rng: crate::endpoint::rng::Rng,
     events: VecDeque<RdEvent>,
     stats: RdStats,
 }
@@ -446,7 +449,7 @@ impl<A: Address> Registration<A> {
                 .filter(|s| fits(s, config.max_location_len, config.max_location_segments))
         });
         Self {
-            rng: config.seed,
+            rng: crate::endpoint::rng::Rng::new(config.seed),
             config,
             peer: None,
             state: State::Idle,
@@ -585,6 +588,11 @@ impl<A: Address> Registration<A> {
         }
         if c.rd_path.is_some() && self.rd_path.is_none() {
             return Err(RdError::Config("rd_path is not a usable path"));
+        }
+        if c.retry_initial.is_zero() || c.retry_initial > c.retry_max {
+            return Err(RdError::Config(
+                "retry_initial must be above zero and at most retry_max",
+            ));
         }
         if c.refresh_margin_percent >= 100 || c.jitter_percent >= 100 {
             return Err(RdError::Config("percentages must be below 100"));
@@ -903,7 +911,9 @@ impl<A: Address> Registration<A> {
         self.stats.failures += 1;
         self.location = None;
         let delay = if let Some(d) = retry_after {
-            d.min(self.config.retry_max)
+            // Not sooner than a first back-off: a Max-Age of 0 on every
+            // 5.03 must not make a retry per round trip.
+            d.max(self.config.retry_initial).min(self.config.retry_max)
         } else {
             let shift = self.failures.min(20);
             let base = self
@@ -911,7 +921,7 @@ impl<A: Address> Registration<A> {
                 .retry_initial
                 .saturating_mul(1u32 << shift)
                 .min(self.config.retry_max);
-            base + self.jitter(base)
+            base.saturating_add(self.jitter(base))
         };
         self.failures = self.failures.saturating_add(1);
         let at = now + delay;
@@ -938,7 +948,7 @@ impl<A: Address> Registration<A> {
         if span == 0 {
             return Duration::ZERO;
         }
-        Duration::from_micros(splitmix(&mut self.rng) % (span + 1))
+        Duration::from_micros(self.rng.below_inclusive(span))
     }
 
     fn push(&mut self, ev: RdEvent) {
@@ -1104,14 +1114,6 @@ fn path_segments(target: &str) -> Option<Vec<String>> {
         .map(|o| o.as_str().map(String::from))
         .collect::<Option<_>>()?;
     Some(segs)
-}
-
-fn splitmix(x: &mut u64) -> u64 {
-    *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *x;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

@@ -788,6 +788,15 @@ fn invalid_configurations_are_refused() {
     );
     refused(rd_config(600).tap(|c| c.endpoint_name.clear()), &mut ep);
     refused(rd_config(0), &mut ep);
+    // A zero first back-off would retry once per round trip.
+    refused(
+        rd_config(600).tap(|c| c.retry_initial = Duration::ZERO),
+        &mut ep,
+    );
+    refused(
+        rd_config(600).tap(|c| c.retry_initial = c.retry_max + Duration::from_secs(1)),
+        &mut ep,
+    );
     refused(
         rd_config(600).tap(|c| c.sector = Some("d".repeat(64))),
         &mut ep,
@@ -938,4 +947,48 @@ fn an_endpoint_refusal_is_retried_like_a_failure() {
     let req = net.request();
     assert_eq!(path(&req), ["rd"]);
     assert_eq!(net.reg.phase(), Phase::Registering);
+}
+
+#[test]
+fn service_unavailable_max_age_zero_waits_the_first_back_off() {
+    // RFC 9176 §5.3.1 lets the RD say when to retry; a Max-Age of 0 on
+    // every 5.03 must not make the device retry once per round trip.
+    let mut net = Net::new(rd_config(600));
+    net.start();
+    let req = net.request();
+    let mut m = status(Code::SERVICE_UNAVAILABLE);
+    m.add_option_uint(OptionNumber::MAX_AGE, 0);
+    net.answer(&req, &m);
+    assert_eq!(
+        net.take_events(),
+        [(
+            secs(0),
+            RdEvent::Retrying {
+                reason: RdError::Response(Code::SERVICE_UNAVAILABLE),
+                at: secs(10)
+            }
+        )]
+    );
+}
+
+#[test]
+fn huge_back_off_saturates_instead_of_overflowing() {
+    // Back-off and jitter near Duration::MAX: no overflow, the retry is
+    // simply as late as an Instant goes.
+    let mut cfg = rd_config(600);
+    cfg.retry_initial = Duration::MAX;
+    cfg.retry_max = Duration::MAX;
+    cfg.jitter_percent = 99;
+    let mut net = Net::new(cfg);
+    net.start();
+    let req = net.request();
+    net.answer(&req, &status(Code::BAD_REQUEST));
+    let events = net.take_events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [(_, RdEvent::Retrying { reason: RdError::Response(Code::BAD_REQUEST), at })] if *at > secs(1 << 40)
+        ),
+        "{events:?}"
+    );
 }

@@ -81,7 +81,7 @@
 
 mod config;
 mod event;
-mod rng;
+pub(crate) mod rng;
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
 use alloc::vec::Vec;
