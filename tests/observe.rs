@@ -1672,6 +1672,52 @@ fn rfc7641_4_5_1_nstart_1_across_two_observations_of_one_client() {
     let _ = finish(&mut s, secs(64));
 }
 
+#[test]
+fn rfc7641_4_5_1_waiting_con_that_cannot_be_sent_still_gets_an_outcome() {
+    // A CON notification that waited for the client's slot (§4.5.1) and
+    // then finds no Message ID left (RFC 7252 §4.4: all 65536 used towards
+    // this client within EXCHANGE_LIFETIME) is reported as timed out: the
+    // caller holds its id and `notify` promises every CON an outcome.
+    let mut s = ep(cfg());
+    let a1 = s.notify(secs(0), CLIENT, TOK, true, &n(1)).unwrap();
+    let d1 = one(&mut s, CLIENT);
+    let b1 = s.notify(ms(500), CLIENT, TOK_B, true, &n(10)).unwrap();
+    silent(&mut s);
+    // Requests to the same client use up its Message IDs.
+    let mut i = 0u64;
+    loop {
+        let now = ms(600) + Duration::from_micros(i);
+        match s.request(now, CLIENT, &get(Non, "")) {
+            Ok(_) => {
+                let req = one(&mut s, CLIENT);
+                s.handle_datagram(now, CLIENT, &reply_to(&req, Non, Code::CONTENT, b""));
+                drop(events(&mut s));
+            }
+            Err(e) => {
+                assert_eq!(e, coap_proto::endpoint::Error::MessageIdsExhausted);
+                break;
+            }
+        }
+        i += 1;
+        assert!(i <= 70_000, "the Message IDs never ran out");
+    }
+    let dropped = s.stats().notifications_dropped;
+    s.handle_datagram(secs(1), CLIENT, &empty(Ack, parse(&d1).message_id()));
+    assert_eq!(
+        format!("{:?}", events(&mut s)),
+        format!(
+            "{:?}",
+            [
+                Event::<Addr>::NotificationDelivered(a1),
+                Event::<Addr>::NotificationTimedOut(b1)
+            ]
+        )
+    );
+    silent(&mut s);
+    assert_eq!(s.stats().notifications_dropped, dropped + 1);
+    assert_eq!(s.tables().notifications, 0);
+}
+
 /// Runs `s`'s timers up to `t` (inclusive), collecting what it sends and
 /// reports.
 fn run_until(s: &mut Ep, t: Instant) -> (common::Sent<Addr>, Reported<Addr>) {

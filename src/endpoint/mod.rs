@@ -2724,6 +2724,15 @@ impl<A: Address> Endpoint<A> {
                 .is_err()
             {
                 self.stats.notifications_dropped += 1;
+                if w.con {
+                    // The caller holds its id and is owed an outcome (see
+                    // `notify`): never sent (no Message ID left), it
+                    // timed out.
+                    self.push_event(
+                        Event::NotificationTimedOut(NotificationId(w.id)),
+                        Hold::Notification,
+                    );
+                }
             }
         }
         self.arm_gate(peer);
