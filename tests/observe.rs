@@ -1923,6 +1923,30 @@ fn rfc7641_4_5_1_client_table_is_bounded_and_cancel_drops_waiting() {
 }
 
 #[test]
+fn unpaced_non_notifications_do_not_need_a_client_slot() {
+    // With NON pacing off (non_notification_interval_ms 0) a NON
+    // notification keeps no congestion state, so a full client table does
+    // not refuse it; a CON one still needs its slot.
+    let mut c = cfg();
+    c.max_notification_clients = 1;
+    c.non_notification_interval_ms = 0;
+    let mut s = ep(c);
+    let a = s.notify(secs(0), CLIENT, TOK, true, &n(1)).unwrap();
+    let d = one(&mut s, CLIENT);
+    assert_eq!(s.tables().notification_clients, 1);
+    s.notify(secs(0), OTHER, TOK, false, &n(1)).unwrap();
+    let _ = one(&mut s, OTHER);
+    assert_eq!(s.tables().notification_clients, 1);
+    assert_eq!(
+        s.notify(secs(0), OTHER, TOK_B, true, &n(1)),
+        Err(coap_proto::endpoint::Error::NoCapacity)
+    );
+    s.handle_datagram(secs(1), CLIENT, &empty(Ack, parse(&d).message_id()));
+    just(&mut s, Event::NotificationDelivered(a));
+    let _ = finish(&mut s, secs(1));
+}
+
+#[test]
 fn rfc7641_4_5_1_waiting_con_replaced_by_non_stays_con() {
     // A waiting CON notification (the layer's periodic CON, §4.5) replaced
     // by a newer NON one of the same observation goes out as CON with the

@@ -2473,7 +2473,11 @@ impl<A: Address> Endpoint<A> {
             .gates
             .get_mut(&peer)
             .is_some_and(|g| g.outstanding(now) >= nstart || !g.queue.is_empty());
-        if !self.gates.contains_key(&peer)
+        // Only a paced notification needs congestion state (`gate_sent`):
+        // a NON one with pacing off never creates it.
+        let paced = confirmable || self.config.non_notification_interval_ms != 0;
+        if paced
+            && !self.gates.contains_key(&peer)
             && self.gates.len() >= self.config.max_notification_clients as usize
         {
             // No room for this client's congestion state: sending would be
