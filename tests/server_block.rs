@@ -1202,8 +1202,8 @@ fn handlers_can_capture_state() {
 // ----- the representation cache (RFC 7959 §2.4) ------------------------------
 
 /// /big (GET counting the handler's calls, PUT overwriting the start),
-/// /versioned (GET with the
-/// version as ETag, and a state probe), /fresh (Max-Age 0).
+/// /versioned (GET with the version as ETag, and a state probe), /probed
+/// (the same probe, a handler that sets no ETag), /fresh (Max-Age 0).
 #[derive(Default)]
 struct Counted {
     data: Vec<u8>,
@@ -1236,6 +1236,15 @@ fn counted(cfg: ServerConfig, len: usize) -> H<Counted> {
                 m.add_option(OptionNumber::ETAG, ETag::from_u64(st.version).as_bytes());
                 m.set_payload(st.data.clone());
                 Reply::Now(m)
+            }),
+    )
+    .unwrap();
+    s.add(
+        Resource::new("/probed")
+            .state(|st: &Counted| ResourceState::Present(Some(ETag::from_u64(st.version))))
+            .get(|st: &mut Counted, _| {
+                st.calls += 1;
+                Reply::content(ContentFormat::OCTET_STREAM, st.data.clone())
             }),
     )
     .unwrap();
@@ -1297,6 +1306,23 @@ fn whole_mib_download_runs_the_handler_once() {
     assert_eq!(h.server.stats().cache_hits, 1023);
     assert_eq!(h.server.stats().cache_stores, 1);
     assert_eq!(h.server.cached_representations(), 1);
+}
+
+/// A state probe whose ETag the handler does not put on its answers (the
+/// layer's own ETag goes there): the kept copy is checked against the
+/// probe's state when it was made, so the follow-up blocks still come from
+/// it, and a change of state (without an invalidation) is still seen.
+#[test]
+fn state_probe_checks_the_kept_copy_against_the_state_it_was_made_in() {
+    let mut h = counted(ServerConfig::default(), 5000);
+    let (got, _) = download(&mut h, PEER, "/probed", 4);
+    assert_eq!(got, h.state.data);
+    assert_eq!(h.state.calls, 1, "every block ran the handler");
+    h.state.version += 1;
+    h.state.data[0] ^= 0xff;
+    let (got, _) = download(&mut h, PEER, "/probed", 4);
+    assert_eq!(got, h.state.data);
+    assert_eq!(h.state.calls, 2);
 }
 
 /// RFC 7959 §2.4 (random access): the first request may ask for any block;

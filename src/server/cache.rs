@@ -6,11 +6,13 @@
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 
+use super::ETag;
 use crate::message::{Message, MessageBuf, OptionNumber};
 use crate::time::Instant;
 
 /// Bookkeeping bytes charged per cached representation on top of its
-/// encoded size and its key (the entry, its LRU and expiry indexes). Part
+/// encoded size and its key, which is held three times (the entry, its LRU
+/// and expiry indexes). Part
 /// of [`ServerConfig::max_cache_memory`](super::ServerConfig::max_cache_memory).
 ///
 /// ```
@@ -30,7 +32,7 @@ pub(crate) struct RepKey {
     pub(crate) resource: usize,
     method: u8,
     format: Option<u16>,
-    /// Each Uri-Query as `len` (two bytes) followed by its bytes.
+    /// Each Uri-Query as `len` (four bytes) followed by its bytes.
     query: Vec<u8>,
     /// The request payload (FETCH).
     body: Vec<u8>,
@@ -40,7 +42,9 @@ impl RepKey {
     pub(crate) fn new(resource: usize, format: Option<u16>, msg: &Message<'_>) -> Self {
         let mut query = Vec::new();
         for q in msg.options_of(OptionNumber::URI_QUERY) {
-            let len = u16::try_from(q.len()).unwrap_or(u16::MAX);
+            // u32: an option value can be longer than 65535 bytes (RFC
+            // 7252 §3.1), and two queries must never share a key.
+            let len = u32::try_from(q.len()).unwrap_or(u32::MAX);
             query.extend_from_slice(&len.to_be_bytes());
             query.extend_from_slice(q);
         }
@@ -72,6 +76,10 @@ impl RepKey {
 #[derive(Debug)]
 struct Entry {
     msg: MessageBuf,
+    /// The resource's state (its [`Resource::state`](super::Resource::state)
+    /// ETag) when the representation was made: the entry is stale once the
+    /// probe says otherwise.
+    state: Option<ETag>,
     expires: Instant,
     /// Position in the LRU order.
     used: u64,
@@ -128,9 +136,10 @@ impl Cache {
         self.map.get(key).is_some_and(|e| e.expires > now)
     }
 
-    /// The entry for `key`, fresh or not, without touching the LRU order.
-    pub(crate) fn peek(&self, key: &RepKey) -> Option<&MessageBuf> {
-        self.map.get(key).map(|e| &e.msg)
+    /// Whether there is an entry for `key` made in another state than
+    /// `state` (the resource's state ETag now).
+    pub(crate) fn made_before(&self, key: &RepKey, state: ETag) -> bool {
+        self.map.get(key).is_some_and(|e| e.state != Some(state))
     }
 
     pub(crate) fn remove(&mut self, key: &RepKey) -> Option<MessageBuf> {
@@ -149,12 +158,13 @@ impl Cache {
         &mut self,
         key: RepKey,
         msg: MessageBuf,
+        state: Option<ETag>,
         expires: Instant,
         max_count: usize,
         max_memory: usize,
     ) -> bool {
         self.remove(&key);
-        let cost = CACHE_ENTRY_BYTES + key.len() + msg.encoded_len();
+        let cost = CACHE_ENTRY_BYTES + 3 * key.len() + msg.encoded_len();
         if max_count == 0 || cost > max_memory {
             return false;
         }
@@ -172,6 +182,7 @@ impl Cache {
             key,
             Entry {
                 msg,
+                state,
                 expires,
                 used: self.tick,
                 cost,

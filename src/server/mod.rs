@@ -442,6 +442,8 @@ struct Shape<A> {
     cache: Option<TransferKey<A>>,
     /// Where to keep a sliced representation of a safe method.
     rep: Option<RepKey>,
+    /// The resource's state ETag when the request came (kept with `rep`).
+    state: Option<ETag>,
     /// A registration to make if the answer is 2.xx (RFC 7641 §4.1).
     observe: Option<Registration<A>>,
 }
@@ -1161,6 +1163,7 @@ impl<A: Address, S> Server<A, S> {
             cache: (!safe).then(|| key.clone()),
             rep: (safe && !res.uncached && msg.block1().is_none())
                 .then(|| RepKey::new(idx, format.map(|f| f.0), msg)),
+            state: current.etag(),
             observe: None,
         };
         if index_get {
@@ -1195,10 +1198,7 @@ impl<A: Address, S> Server<A, S> {
             && shape.observe.is_none()
         {
             if let ResourceState::Present(Some(e)) = current
-                && self
-                    .cache
-                    .peek(k)
-                    .is_some_and(|m| m.option(OptionNumber::ETAG) != Some(e.as_bytes()))
+                && self.cache.made_before(k, e)
             {
                 // The resource's state moved on without an invalidation.
                 self.stats.cache_invalidations += self.cache.invalidate(idx) as u64;
@@ -1322,6 +1322,7 @@ impl<A: Address, S> Server<A, S> {
             max_age: None,
             cache: None,
             rep: None,
+            state: None,
             observe: None,
         });
         let mut m = MessageBuf::new(MessageType::Ack, Code::CONTENT);
@@ -1645,7 +1646,7 @@ impl<A: Address, S> Server<A, S> {
                 {
                     // A representation of more than one block: keep it for
                     // the follow-up blocks (moved, not copied).
-                    self.keep(now, key.clone(), m);
+                    self.keep(now, key.clone(), m, shape.state);
                     return r;
                 }
                 if more
@@ -1671,7 +1672,7 @@ impl<A: Address, S> Server<A, S> {
     /// [`Server::invalidate`]) until its Max-Age (default 60 s, RFC 7252
     /// §5.10.5) or [`ServerConfig::transfer_lifetime`] ends, whichever is
     /// first.
-    fn keep(&mut self, now: Instant, key: RepKey, mut m: MessageBuf) {
+    fn keep(&mut self, now: Instant, key: RepKey, mut m: MessageBuf, state: Option<ETag>) {
         let max_age = m
             .option(OptionNumber::MAX_AGE)
             .map_or(Ok(60), crate::message::decode_uint)
@@ -1687,7 +1688,7 @@ impl<A: Address, S> Server<A, S> {
             self.config.max_cached_representations,
             self.config.max_cache_memory,
         );
-        if self.cache.insert(key, m, now + life, count, memory) {
+        if self.cache.insert(key, m, state, now + life, count, memory) {
             self.stats.cache_stores += 1;
         }
     }

@@ -468,7 +468,7 @@ impl<A: Address, S> Server<A, S> {
             if m.code() == Code::CONTENT
                 && range.is_some_and(|(start, end)| m.payload().len() > end - start)
             {
-                self.seed_cache(now, idx, &key, format, m);
+                self.seed_cache(now, idx, &key, format, m, state);
             }
         }
         self.count_notification(&r, con)
@@ -488,10 +488,12 @@ impl<A: Address, S> Server<A, S> {
         key: &Key<A>,
         format: Option<ContentFormat>,
         m: MessageBuf,
+        state: &S,
     ) {
-        if self.resources.get(idx).is_none_or(|r| r.uncached) {
+        let Some(res) = self.resources.get(idx).filter(|r| !r.uncached) else {
             return;
-        }
+        };
+        let state = res.state.as_ref().and_then(|probe| probe(state).etag());
         let Some(rep) = self.observers.get(key).and_then(|o| {
             let request = Message::parse(&o.request).ok()?;
             Some(RepKey::new(idx, format.map(|f| f.0), &request))
@@ -499,7 +501,7 @@ impl<A: Address, S> Server<A, S> {
             return;
         };
         if !self.cache.is_fresh(&rep, now) {
-            self.keep(now, rep, m);
+            self.keep(now, rep, m, state);
         }
     }
 

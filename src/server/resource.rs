@@ -141,6 +141,16 @@ pub enum ResourceState {
     Present(Option<ETag>),
 }
 
+impl ResourceState {
+    /// The entity-tag, if the resource exists and has one.
+    pub(crate) fn etag(self) -> Option<ETag> {
+        match self {
+            Self::Present(e) => e,
+            Self::Absent => None,
+        }
+    }
+}
+
 /// Identifies a registered resource, from [`Server::add`](super::Server::add).
 ///
 /// ```
