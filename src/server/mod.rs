@@ -1604,14 +1604,7 @@ impl<A: Address, S> Server<A, S> {
             && shape.etags.contains(&e)
         {
             self.stats.valid += 1;
-            let mut v = MessageBuf::new(MessageType::Ack, Code::VALID);
-            v.add_option(OptionNumber::ETAG, e.as_bytes());
-            if let Some(seq) = observe {
-                v.add_option(OptionNumber::OBSERVE, encode_uint(seq));
-            }
-            if let Some(age) = m.option(OptionNumber::MAX_AGE) {
-                v.add_option(OptionNumber::MAX_AGE, age);
-            }
+            let v = valid(e, observe, m.option(OptionNumber::MAX_AGE));
             return self.emit_or_fail(ep, now, handle, &v, None);
         }
         if let Some(b) = shape.block1
@@ -1715,11 +1708,7 @@ impl<A: Address, S> Server<A, S> {
             && shape.etags.contains(&e)
         {
             self.stats.valid += 1;
-            let mut v = MessageBuf::new(MessageType::Ack, Code::VALID);
-            v.add_option(OptionNumber::ETAG, e.as_bytes());
-            if let Some(age) = m.option(OptionNumber::MAX_AGE) {
-                v.add_option(OptionNumber::MAX_AGE, age);
-            }
+            let v = valid(e, None, m.option(OptionNumber::MAX_AGE));
             return emit(ep, now, handle, &v, None);
         }
         m.remove_option(OptionNumber::BLOCK2);
@@ -1739,14 +1728,8 @@ impl<A: Address, S> Server<A, S> {
                 Some((start, end))
             }
         };
-        match emit(ep, now, handle, m, range) {
-            Err(EndpointError::Encode(_) | EndpointError::InvalidCode) => {
-                self.stats.respond_errors += 1;
-                let e = MessageBuf::new(MessageType::Ack, Code::INTERNAL_SERVER_ERROR);
-                emit(ep, now, handle, &e, None)
-            }
-            r => r,
-        }
+        // `m` borrows the cache: the stats are borrowed apart.
+        emit_checked(&mut self.stats, ep, now, handle, m, range)
     }
 
     /// A follow-up block of a kept response (RFC 7959 §2.7).
@@ -1801,14 +1784,42 @@ impl<A: Address, S> Server<A, S> {
         m: &MessageBuf,
         range: Option<(usize, usize)>,
     ) -> Result<(), EndpointError> {
-        match emit(ep, now, handle, m, range) {
-            Err(EndpointError::Encode(_) | EndpointError::InvalidCode) => {
-                self.stats.respond_errors += 1;
-                let e = MessageBuf::new(MessageType::Ack, Code::INTERNAL_SERVER_ERROR);
-                emit(ep, now, handle, &e, None)
-            }
-            r => r,
+        emit_checked(&mut self.stats, ep, now, handle, m, range)
+    }
+}
+
+/// 2.03 Valid for a representation the client has (RFC 7252 §5.10.6.2),
+/// with its ETag, the Observe value of a registration, and the Max-Age of
+/// the answer it stands for.
+fn valid(e: ETag, observe: Option<u32>, max_age: Option<&[u8]>) -> MessageBuf {
+    let mut v = MessageBuf::new(MessageType::Ack, Code::VALID);
+    v.add_option(OptionNumber::ETAG, e.as_bytes());
+    if let Some(seq) = observe {
+        v.add_option(OptionNumber::OBSERVE, encode_uint(seq));
+    }
+    if let Some(age) = max_age {
+        v.add_option(OptionNumber::MAX_AGE, age);
+    }
+    v
+}
+
+/// [`emit`], answering 5.00 instead when the answer cannot be encoded (a
+/// handler's bad code or options), counted in `respond_errors`.
+fn emit_checked<A: Address>(
+    stats: &mut ServerStats,
+    ep: &mut Endpoint<A>,
+    now: Instant,
+    handle: ResponseHandle,
+    m: &MessageBuf,
+    range: Option<(usize, usize)>,
+) -> Result<(), EndpointError> {
+    match emit(ep, now, handle, m, range) {
+        Err(EndpointError::Encode(_) | EndpointError::InvalidCode) => {
+            stats.respond_errors += 1;
+            let e = MessageBuf::new(MessageType::Ack, Code::INTERNAL_SERVER_ERROR);
+            emit(ep, now, handle, &e, None)
         }
+        r => r,
     }
 }
 
