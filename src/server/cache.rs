@@ -117,17 +117,18 @@ impl Cache {
     /// The entry for `key` if it is still fresh at `now`, marked as the
     /// most recently used.
     pub(crate) fn get_mut(&mut self, key: &RepKey, now: Instant) -> Option<&mut MessageBuf> {
-        let e = self.map.get(key)?;
-        if e.expires <= now {
+        if self.map.get(key)?.expires <= now {
             self.remove(key);
             return None;
         }
         self.tick += 1;
-        let tick = self.tick;
         let e = self.map.get_mut(key)?;
-        self.lru.remove(&e.used);
-        e.used = tick;
-        self.lru.insert(tick, key.clone());
+        // The LRU's copy of the key moves to the new position (no clone of
+        // the query and FETCH body on every block).
+        let stored = self.lru.remove(&e.used);
+        e.used = self.tick;
+        self.lru
+            .insert(self.tick, stored.unwrap_or_else(|| key.clone()));
         Some(&mut e.msg)
     }
 

@@ -472,8 +472,8 @@ enum Outcome<A> {
     Plain(MessageBuf),
     /// A follow-up block of a cached response.
     Cached(TransferKey<A>, Shape<A>),
-    /// A block of a kept representation of a safe request.
-    Kept(RepKey, Shape<A>),
+    /// A block of a kept representation of a safe request (`Shape::rep`).
+    Kept(Shape<A>),
     /// Answered later; `true` acknowledges now.
     Later(Shape<A>, bool),
 }
@@ -1204,8 +1204,7 @@ impl<A: Address, S> Server<A, S> {
                 self.stats.cache_invalidations += self.cache.invalidate(idx) as u64;
             }
             if self.cache.is_fresh(k, now) {
-                let k = k.clone();
-                return Outcome::Kept(k, shape);
+                return Outcome::Kept(shape);
             }
         }
         // RFC 7959 §2.7: the rest of an unsafe request's response comes from
@@ -1521,7 +1520,7 @@ impl<A: Address, S> Server<A, S> {
             Outcome::Cached(key, shape) => {
                 self.send_cached(ep, now, handle, &key, &shape, max_message)
             }
-            Outcome::Kept(key, shape) => self.send_kept(ep, now, handle, &key, &shape, max_message),
+            Outcome::Kept(shape) => self.send_kept(ep, now, handle, &shape, max_message),
             Outcome::Later(shape, ack) => {
                 if self.separate.len() >= self.config.max_separate {
                     self.stats.busy += 1;
@@ -1693,12 +1692,15 @@ impl<A: Address, S> Server<A, S> {
         ep: &mut Endpoint<A>,
         now: Instant,
         handle: ResponseHandle,
-        key: &RepKey,
         shape: &Shape<A>,
         max_message: usize,
     ) -> Result<(), EndpointError> {
         let szx = self.config.block2_szx;
-        let Some(m) = self.cache.get_mut(key, now) else {
+        let Some(m) = shape
+            .rep
+            .as_ref()
+            .and_then(|key| self.cache.get_mut(key, now))
+        else {
             let e = plain(Code::INTERNAL_SERVER_ERROR, "");
             return emit(ep, now, handle, &e, None);
         };
