@@ -1678,16 +1678,12 @@ impl<A: Address> Transfers<A> {
         if let Some(t) = self.map.remove(&tid) {
             self.memory = self.memory.saturating_sub(t.cost);
         }
-        let rids: Vec<RequestId> = self
-            .by_request
-            .iter()
-            .filter(|(_, t)| **t == tid)
-            .map(|(r, _)| *r)
-            .collect();
-        for r in rids {
-            self.by_request.remove(&r);
-            let _ = ep.cancel(now, r);
-        }
+        self.by_request.retain(|r, t| {
+            if *t == tid {
+                let _ = ep.cancel(now, *r);
+            }
+            *t != tid
+        });
     }
 
     /// A notification of observation `oid` (RFC 7641 §3.2): delivered at
@@ -1699,9 +1695,9 @@ impl<A: Address> Transfers<A> {
         oid: u64,
         msg: &Message<'_>,
     ) -> Option<ClientEvent<A>> {
-        let (peer, old, request) = {
+        let (peer, old) = {
             let o = self.observations.get_mut(&oid)?;
-            (o.peer, o.fetch.take(), o.msg.clone())
+            (o.peer, o.fetch.take())
         };
         if let Some(f) = old {
             // The endpoint delivers only notifications newer than every one
@@ -1709,31 +1705,27 @@ impl<A: Address> Transfers<A> {
             self.abandon(ep, now, f);
         }
         let id = TransferId(oid);
-        if !msg.has_option(OptionNumber::BLOCK2) {
-            return Some(ClientEvent::Notification {
-                id,
-                peer,
-                message: final_message(msg, None),
-            });
-        }
-        match msg.block2() {
-            Some(b) if b.num() == 0 && !b.more() => {
-                return Some(ClientEvent::Notification {
-                    id,
-                    peer,
-                    message: final_message(msg, None),
-                });
-            }
-            Some(b) if b.num() == 0 => {}
+        let whole = match msg.block2() {
+            None if !msg.has_option(OptionNumber::BLOCK2) => true,
+            Some(b) if b.num() == 0 => !b.more(),
+            // A malformed Block2, or not the first block.
             _ => {
                 return Some(ClientEvent::NotificationFailed {
                     id,
                     reason: FailReason::BadBlock,
                 });
             }
+        };
+        if whole {
+            return Some(ClientEvent::Notification {
+                id,
+                peer,
+                message: final_message(msg, None),
+            });
         }
-        let mut head = final_message(msg, None);
-        head.set_payload(Vec::new());
+        // The first block of a larger representation: GET the rest.
+        let request = self.observations.get(&oid)?.msg.clone();
+        let head = final_message(msg, Some(Vec::new()));
         let fid = self.next_id;
         match self.resume(ep, now, peer, request, msg, fid, Some((oid, head))) {
             Ok(()) => {
