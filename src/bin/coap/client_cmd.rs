@@ -359,14 +359,20 @@ fn new_request(send: &SendArgs, method: Code, uri: &Uri<'_>, peer: SocketAddr) -
     req
 }
 
-/// A client endpoint on an ephemeral port of `peer`'s address family, with
-/// `-v` tracing.
-fn client(global: Global, peer: SocketAddr, config: Config) -> Result<UdpEndpoint, Failure> {
-    let local: SocketAddr = if peer.is_ipv4() {
+/// The unspecified address of `peer`'s family, port 0: where a client
+/// binds to reach `peer`.
+pub(crate) fn any_addr(peer: SocketAddr) -> SocketAddr {
+    if peer.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
     } else {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-    };
+    }
+}
+
+/// A client endpoint on an ephemeral port of `peer`'s address family, with
+/// `-v` tracing.
+fn client(global: Global, peer: SocketAddr, config: Config) -> Result<UdpEndpoint, Failure> {
+    let local = any_addr(peer);
     let mut ep = UdpEndpoint::bind(local, config).map_err(|e| network_error(&e))?;
     if global.verbose > 0 {
         let hex = global.verbose > 1;

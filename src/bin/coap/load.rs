@@ -244,11 +244,7 @@ struct Load {
 
 impl Load {
     fn new_lane(&mut self) -> io::Result<Lane> {
-        let local: SocketAddr = if self.peer.is_ipv4() {
-            (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
-        } else {
-            (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
-        };
+        let local = crate::client_cmd::any_addr(self.peer);
         let now = StdInstant::now();
         self.retired_ports
             .retain(|_, at| now.duration_since(*at) < self.lifetime);

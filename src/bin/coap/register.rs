@@ -6,7 +6,7 @@
 //! from the library.
 
 use std::io::Write as _;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant as StdInstant};
 
 use coap_proto::Instant;
@@ -66,7 +66,6 @@ fn resolve(text: &str) -> Result<SocketAddr, Failure> {
 /// Prints one line for a registration event; true for a registration.
 fn report(ep: &str, now: Instant, ev: RdEvent) -> bool {
     match ev {
-        RdEvent::Discovered { path } => print(&format!("discovered {path}")),
         RdEvent::Registered {
             location,
             refresh_at,
@@ -89,12 +88,8 @@ fn report(ep: &str, now: Instant, ev: RdEvent) -> bool {
         RdEvent::Retrying { reason, at } => {
             print(&format!("retrying in {} s: {reason}", seconds(now, at)));
         }
-        RdEvent::Deregistered { removed } => print(if removed {
-            "deregistered"
-        } else {
-            "deregistered (unconfirmed)"
-        }),
-        other => print(&format!("{other}")),
+        // Discovered, Deregistered: as RdEvent shows them.
+        other => print(&other.to_string()),
     }
     false
 }
@@ -111,14 +106,7 @@ fn print(line: &str) {
 
 pub(crate) fn register(global: Global, args: &RegisterArgs) -> CmdResult {
     let rd = resolve(&args.rd)?;
-    let bind = args.bind.unwrap_or_else(|| {
-        let any = if rd.is_ipv4() {
-            IpAddr::V4(Ipv4Addr::UNSPECIFIED)
-        } else {
-            IpAddr::V6(Ipv6Addr::UNSPECIFIED)
-        };
-        SocketAddr::new(any, 0)
-    });
+    let bind = args.bind.unwrap_or_else(|| crate::client_cmd::any_addr(rd));
     let mut ep = UdpEndpoint::bind(bind, Config::default())
         .map_err(|e| Failure::data(format!("cannot bind {bind}: {e}")))?;
     let local = ep.local_addr().map_err(|e| Failure::data(e.to_string()))?;
