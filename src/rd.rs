@@ -558,18 +558,21 @@ impl<A: Address> Registration<A> {
         self.failures = 0;
         // The first request is built and queued now; a refusal by the
         // endpoint is an error of this call, not a retry.
-        let rid = if self.config.simple || self.rd_path.is_some() {
-            let msg = self.registration_message();
-            self.send(ep, now, &msg)?
-        } else {
-            self.send(ep, now, &discovery_message())?
-        };
-        self.state = if self.config.simple || self.rd_path.is_some() {
-            State::Registering { rid, sent: now }
-        } else {
-            State::Discovering { rid }
-        };
+        self.state = self.begin(ep, now)?;
         Ok(())
+    }
+
+    /// The first request of a registration from scratch: the registration
+    /// itself, or discovery first if the interface is not known.
+    fn begin(&mut self, ep: &mut Endpoint<A>, now: Instant) -> Result<State, RdError> {
+        if self.config.simple || self.rd_path.is_some() {
+            let msg = self.registration_message();
+            let rid = self.send(ep, now, &msg)?;
+            Ok(State::Registering { rid, sent: now })
+        } else {
+            let rid = self.send(ep, now, &discovery_message())?;
+            Ok(State::Discovering { rid })
+        }
     }
 
     fn check_config(&self) -> Result<(), RdError> {
@@ -639,20 +642,12 @@ impl<A: Address> Registration<A> {
             }
             State::Registered { .. } | State::Waiting { .. } => {}
         }
-        let location = if self.config.simple {
-            None
-        } else {
-            self.location.take()
-        };
-        let Some(location) = location else {
+        // A simple registration has no registration resource (no location).
+        let Some(location) = self.location.take() else {
             self.finish(false);
             return Ok(());
         };
-        let mut msg = MessageBuf::new(MessageType::Con, Code::DELETE);
-        for seg in &location {
-            msg.add_option(OptionNumber::URI_PATH, seg);
-        }
-        match self.send(ep, now, &msg) {
+        match self.send(ep, now, &to_path(Code::DELETE, &location)) {
             Ok(rid) => {
                 self.state = State::Deregistering { rid };
                 Ok(())
@@ -702,11 +697,14 @@ impl<A: Address> Registration<A> {
     pub fn handle_timeout(&mut self, ep: &mut Endpoint<A>, now: Instant) {
         match self.state {
             State::Registered { refresh_at } if refresh_at <= now => {
-                let msg = match (&self.location, self.config.simple) {
-                    (Some(loc), false) => refresh_message(loc),
-                    // Simple registration: the refresh repeats the POST
-                    // (RFC 9176 §5.1).
-                    _ => self.registration_message(),
+                let msg = match &self.location {
+                    // RFC 9176 §5.3.1: an empty POST to the registration
+                    // resource; no parameters, so the registration keeps
+                    // its lifetime and base.
+                    Some(loc) => to_path(Code::POST, loc),
+                    // Simple registration (no location): the refresh
+                    // repeats the POST (RFC 9176 §5.1).
+                    None => self.registration_message(),
                 };
                 match self.send(ep, now, &msg) {
                     Ok(rid) => self.state = State::Refreshing { rid, sent: now },
@@ -722,17 +720,9 @@ impl<A: Address> Registration<A> {
     /// not known.
     fn attempt(&mut self, ep: &mut Endpoint<A>, now: Instant) {
         self.location = None;
-        if self.config.simple || self.rd_path.is_some() {
-            let msg = self.registration_message();
-            match self.send(ep, now, &msg) {
-                Ok(rid) => self.state = State::Registering { rid, sent: now },
-                Err(e) => self.fail(now, e, None),
-            }
-        } else {
-            match self.send(ep, now, &discovery_message()) {
-                Ok(rid) => self.state = State::Discovering { rid },
-                Err(e) => self.fail(now, e, None),
-            }
+        match self.begin(ep, now) {
+            Ok(state) => self.state = state,
+            Err(e) => self.fail(now, e, None),
         }
     }
 
@@ -867,7 +857,6 @@ impl<A: Address> Registration<A> {
                     // RFC 9176 §5.3.1: the registration is gone; register
                     // again from scratch, now.
                     self.stats.failures += 1;
-                    self.location = None;
                     self.push(RdEvent::Retrying {
                         reason: RdError::Response(code),
                         at: now,
@@ -1057,11 +1046,11 @@ fn discovery_message() -> MessageBuf {
     msg
 }
 
-fn refresh_message(location: &[String]) -> MessageBuf {
-    // RFC 9176 §5.3.1: an empty POST to the registration resource; no
-    // parameters, so the registration keeps its lifetime and base.
-    let mut msg = MessageBuf::new(MessageType::Con, Code::POST);
-    for seg in location {
+/// An empty CON request with `code` to the path `segments` (the
+/// registration resource's refresh and removal).
+fn to_path(code: Code, segments: &[String]) -> MessageBuf {
+    let mut msg = MessageBuf::new(MessageType::Con, code);
+    for seg in segments {
         msg.add_option(OptionNumber::URI_PATH, seg);
     }
     msg
@@ -1091,12 +1080,16 @@ fn join(segs: &[String]) -> String {
     s
 }
 
-/// The Uri-Path segments of a link target: an absolute path, a path
-/// relative to `/.well-known/core` (RFC 6690 §2.1), or an absolute URI
-/// (its path; the RD is assumed to be where the discovery went).
+/// The Uri-Path segments of a link target: an absolute path, a
+/// network-path reference (`//host/path`), a path relative to
+/// `/.well-known/core` (RFC 6690 §2.1), or an absolute URI (its path; the
+/// RD is assumed to be where the discovery went).
 fn path_segments(target: &str) -> Option<Vec<String>> {
     let owned;
-    let uri = if target.starts_with('/') && !target.starts_with("//") {
+    let uri = if let Some(network) = target.strip_prefix("//") {
+        owned = format!("coap://{network}");
+        owned.as_str()
+    } else if target.starts_with('/') {
         owned = format!("coap://h{target}");
         owned.as_str()
     } else if Uri::parse(target).is_ok() {
@@ -1130,5 +1123,8 @@ mod tests {
         assert_eq!(s("rd").unwrap(), [".well-known", "rd"]);
         assert_eq!(s("/").unwrap(), Vec::<String>::new());
         assert!(s("mailto:x").is_none());
+        // Network-path references (RFC 3986 §4.2), with and without a port.
+        assert_eq!(s("//h/rd").unwrap(), ["rd"]);
+        assert_eq!(s("//[::1]:5683/rd/x").unwrap(), ["rd", "x"]);
     }
 }
