@@ -2515,17 +2515,15 @@ impl<A: Address> Endpoint<A> {
             self.recycle(datagram);
             return Err(Error::NoCapacity);
         }
-        self.waiting.insert(
-            (peer, tok),
+        self.enqueue(
+            peer,
+            tok,
             Waiting {
                 id,
                 con: confirmable,
                 datagram,
             },
         );
-        if let Some(g) = self.gates.get_mut(&peer) {
-            g.queue.push_back(tok);
-        }
         self.stats.notifications_paced += 1;
         Ok(NotificationId(id))
     }
@@ -2708,6 +2706,15 @@ impl<A: Address> Endpoint<A> {
 
     /// Sends the waiting notifications of `peer`, oldest observation
     /// first, while it has fewer than NSTART outstanding.
+    /// Puts a notification behind the client's outstanding ones (RFC 7641
+    /// §4.5.1), last in its queue.
+    fn enqueue(&mut self, peer: A, tok: Tok, w: Waiting) {
+        self.waiting.insert((peer, tok), w);
+        if let Some(g) = self.gates.get_mut(&peer) {
+            g.queue.push_back(tok);
+        }
+    }
+
     fn pump_notifications(&mut self, now: Instant, peer: A) {
         let nstart = usize::from(self.config.transmission.nstart.max(1));
         loop {
@@ -2922,17 +2929,15 @@ impl<A: Address> Endpoint<A> {
             // it waited longer: the newer notification queues behind them
             // (still CON) instead of taking the slot again at once.
             if let Some(n) = self.remove_notification(key) {
-                self.waiting.insert(
-                    (peer, n.token),
+                self.enqueue(
+                    peer,
+                    n.token,
                     Waiting {
                         id: n.id,
                         con: true,
                         datagram: n.datagram,
                     },
                 );
-                if let Some(g) = self.gates.get_mut(&peer) {
-                    g.queue.push_back(n.token);
-                }
             }
             self.release_gate(now, peer);
             return;
@@ -3635,14 +3640,11 @@ impl CriticalCheck {
     fn step(mut self, o: OptionRef<'_>) -> Self {
         let repeated = self.previous == Some(o.number);
         self.previous = Some(o.number);
-        if self.bad.is_none() && o.number.is_critical() {
-            let bad = match o.number.info() {
-                None => true,
-                Some(info) => (repeated && !info.repeatable) || !o.is_len_valid(),
-            };
-            if bad {
-                self.bad = Some(o.number);
-            }
+        if self.bad.is_none()
+            && o.number.is_critical()
+            && (o.number.info().is_none() || o.problem(repeated).is_some())
+        {
+            self.bad = Some(o.number);
         }
         self
     }

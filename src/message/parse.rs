@@ -591,14 +591,7 @@ impl<'a> Message<'a> {
         self.options().filter_map(move |opt| {
             let repeated = previous == Some(opt.number);
             previous = Some(opt.number);
-            let info = opt.number.info()?;
-            if repeated && !info.repeatable {
-                Some((opt, OptionProblem::Repeated))
-            } else if !opt.number.accepts_len(opt.value.len()) {
-                Some((opt, OptionProblem::BadLength))
-            } else {
-                None
-            }
+            Some((opt, opt.problem(repeated)?))
         })
     }
 
@@ -776,6 +769,22 @@ impl<'a> OptionRef<'a> {
     /// ```
     pub fn as_content_format(&self) -> Result<ContentFormat, ValueError> {
         ContentFormat::from_value(self.value)
+    }
+
+    /// What breaks the registry's rules for a registered option (see
+    /// [`Message::invalid_options`]), `repeated` telling whether the option
+    /// before it had the same number. `None` for a good or unknown option.
+    pub(crate) fn problem(&self, repeated: bool) -> Option<OptionProblem> {
+        let info = self.number.info()?;
+        if repeated && !info.repeatable {
+            Some(OptionProblem::Repeated)
+        } else if !(usize::from(info.min_len)..=usize::from(info.max_len))
+            .contains(&self.value.len())
+        {
+            Some(OptionProblem::BadLength)
+        } else {
+            None
+        }
     }
 
     /// Whether the value's length is within the registered bounds (unknown
