@@ -2250,6 +2250,24 @@ struct BlockPair {
     buf: Vec<u8>,
 }
 
+/// Puts everything `ep` (at `from`) has to send on the wire; true if
+/// anything was sent.
+fn flush(
+    ep: &mut Endpoint<Addr>,
+    buf: &mut [u8],
+    wire: &mut Link,
+    now: Instant,
+    from: Addr,
+) -> bool {
+    let mut sent = false;
+    while let Some(t) = ep.poll_transmit(buf).expect("TX_BUF fits") {
+        sent = true;
+        assert!(t.len <= ep.config().max_message_size);
+        wire.send(now, from, t.to, buf[..t.len].to_vec());
+    }
+    sent
+}
+
 impl BlockPair {
     /// Checks one event of the client layer against what was asked.
     fn on_client_event(&mut self, ev: crate::client::ClientEvent<Addr>) {
@@ -2343,16 +2361,7 @@ impl BlockPair {
     fn pump(&mut self) {
         for _ in 0..100_000 {
             let mut moved = false;
-            while let Some(t) = self
-                .client
-                .poll_transmit(&mut self.buf)
-                .expect("TX_BUF fits")
-            {
-                moved = true;
-                assert!(t.len <= self.client.config().max_message_size);
-                let d = self.buf[..t.len].to_vec();
-                self.wire.send(self.now, A, t.to, d);
-            }
+            moved |= flush(&mut self.client, &mut self.buf, &mut self.wire, self.now, A);
             while let Some(ev) = self.server_ep.poll_event() {
                 moved = true;
                 if let Some(Event::Response(r) | Event::Notification(r)) =
@@ -2362,16 +2371,13 @@ impl BlockPair {
                     self.server_ep.recycle(r.message.into_bytes());
                 }
             }
-            while let Some(t) = self
-                .server_ep
-                .poll_transmit(&mut self.buf)
-                .expect("TX_BUF fits")
-            {
-                moved = true;
-                assert!(t.len <= self.server_ep.config().max_message_size);
-                let d = self.buf[..t.len].to_vec();
-                self.wire.send(self.now, B, t.to, d);
-            }
+            moved |= flush(
+                &mut self.server_ep,
+                &mut self.buf,
+                &mut self.wire,
+                self.now,
+                B,
+            );
             while let Some(ev) = self.client.poll_event() {
                 moved = true;
                 if let Some(ce) = self.transfers.handle_event(&mut self.client, self.now, ev) {
