@@ -288,6 +288,18 @@ impl Net {
             .collect()
     }
 
+    /// Ends observation `id` actively (RFC 7641 §3.6), checks the server forgot the observer, and that
+    /// nothing is left once every lifetime has passed.
+    #[track_caller]
+    fn deregister_and_check_clean(&mut self, id: TransferId) {
+        self.transfers
+            .cancel_observe(&mut self.client, self.now, id, Deregister::Active)
+            .unwrap();
+        self.pump();
+        assert_eq!(self.server.observer_count(), 0);
+        self.assert_clean();
+    }
+
     /// Nothing left once every lifetime has passed.
     #[track_caller]
     fn assert_clean(&mut self) {
@@ -405,12 +417,7 @@ fn large_notification_is_completed_with_plain_gets() {
         ]
     );
     assert!(n.failures().is_empty());
-    n.transfers
-        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
-        .unwrap();
-    n.pump();
-    assert_eq!(n.server.observer_count(), 0);
-    n.assert_clean();
+    n.deregister_and_check_clean(id);
 }
 
 /// RFC 7959 §2.6, Figure 13: the client's block size goes on the
@@ -493,11 +500,7 @@ fn newest_arrives_whole(mut n: Net, id: TransferId, t1: Instant, len: usize) {
     let notes = n.notifications();
     assert_eq!(notes.len(), 2);
     assert_eq!(notes[1], (t2, 3, etag(3), rep(3, len)));
-    n.transfers
-        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
-        .unwrap();
-    n.pump();
-    n.assert_clean();
+    n.deregister_and_check_clean(id);
 }
 
 /// RFC 7641 §3.4: a newer notification arriving while an older one is
@@ -541,11 +544,7 @@ fn newer_notification_mid_fetch_supersedes_the_older() {
             .count(),
         1
     );
-    n.transfers
-        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
-        .unwrap();
-    n.pump();
-    n.assert_clean();
+    n.deregister_and_check_clean(id);
 }
 
 /// RFC 7641 §3.6: cancelling (actively or passively) also ends the
@@ -618,11 +617,7 @@ fn notification_above_the_size_limit_fails_and_the_observation_goes_on() {
     n.doc.len = 100;
     n.change(2);
     assert_eq!(n.notifications(), [(t1, 2, etag(2), rep(2, 100))]);
-    n.transfers
-        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
-        .unwrap();
-    n.pump();
-    n.assert_clean();
+    n.deregister_and_check_clean(id);
 }
 
 /// Bounds: observations count towards `max_transfers`, and the layer
@@ -651,11 +646,7 @@ fn observations_are_bounded_by_max_transfers() {
     // The completion of a notification does not need a slot of its own.
     n.pump();
     assert_eq!(n.notifications(), [(T0, 1, etag(1), rep(1, 200))]);
-    n.transfers
-        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
-        .unwrap();
-    n.pump();
-    n.assert_clean();
+    n.deregister_and_check_clean(id);
 }
 
 /// RFC 7641 §3.2: a final response without Observe ends the observation;
@@ -759,9 +750,5 @@ fn notification_completion_is_sliced_from_the_notified_representation() {
     );
     assert_eq!(n.doc.runs, 3);
     assert!(n.failures().is_empty());
-    n.transfers
-        .cancel_observe(&mut n.client, n.now, id, Deregister::Active)
-        .unwrap();
-    n.pump();
-    n.assert_clean();
+    n.deregister_and_check_clean(id);
 }

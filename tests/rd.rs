@@ -529,22 +529,7 @@ fn refresh_timeout_reregisters_after_back_off() {
 #[test]
 fn service_unavailable_max_age_sets_the_retry() {
     // RFC 9176 §5.3.1: 5.03 with Max-Age: retry after that time.
-    let mut net = Net::new(rd_config(600));
-    net.start();
-    let req = net.request();
-    let mut m = status(Code::SERVICE_UNAVAILABLE);
-    m.add_option_uint(OptionNumber::MAX_AGE, 30);
-    net.answer(&req, &m);
-    assert_eq!(
-        net.take_events(),
-        [(
-            secs(0),
-            RdEvent::Retrying {
-                reason: RdError::Response(Code::SERVICE_UNAVAILABLE),
-                at: secs(30)
-            }
-        )]
-    );
+    let mut net = unavailable_for(30, secs(30));
     // A 4.00 Bad Request backs off like a timeout.
     net.advance(secs(30));
     let req = net.request();
@@ -953,11 +938,18 @@ fn an_endpoint_refusal_is_retried_like_a_failure() {
 fn service_unavailable_max_age_zero_waits_the_first_back_off() {
     // RFC 9176 §5.3.1 lets the RD say when to retry; a Max-Age of 0 on
     // every 5.03 must not make the device retry once per round trip.
+    unavailable_for(0, secs(10));
+}
+
+/// The first registration gets 5.03 with Max-Age `max_age`; the retry is
+/// scheduled `at`.
+#[track_caller]
+fn unavailable_for(max_age: u32, at: Instant) -> Net {
     let mut net = Net::new(rd_config(600));
     net.start();
     let req = net.request();
     let mut m = status(Code::SERVICE_UNAVAILABLE);
-    m.add_option_uint(OptionNumber::MAX_AGE, 0);
+    m.add_option_uint(OptionNumber::MAX_AGE, max_age);
     net.answer(&req, &m);
     assert_eq!(
         net.take_events(),
@@ -965,10 +957,11 @@ fn service_unavailable_max_age_zero_waits_the_first_back_off() {
             secs(0),
             RdEvent::Retrying {
                 reason: RdError::Response(Code::SERVICE_UNAVAILABLE),
-                at: secs(10)
+                at
             }
         )]
     );
+    net
 }
 
 #[test]
