@@ -1622,10 +1622,7 @@ impl<A: Address, S> Server<A, S> {
         ) {
             Err(()) => {
                 self.stats.bad_requests += 1;
-                let e = plain(
-                    Code::BAD_OPTION,
-                    "Block2 beyond the end of the representation",
-                );
+                let e = beyond_the_end();
                 self.emit_or_fail(ep, now, handle, &e, None)
             }
             Ok(None) => self.emit_or_fail(ep, now, handle, &m, None),
@@ -1718,10 +1715,7 @@ impl<A: Address, S> Server<A, S> {
         let range = match slice(m, shape.block2, shape.size2, szx, max_message) {
             Err(()) => {
                 self.stats.bad_requests += 1;
-                let e = plain(
-                    Code::BAD_OPTION,
-                    "Block2 beyond the end of the representation",
-                );
+                let e = beyond_the_end();
                 return emit(ep, now, handle, &e, None);
             }
             Ok(None) => None,
@@ -1761,10 +1755,7 @@ impl<A: Address, S> Server<A, S> {
         let Ok(Some((start, end, more))) = slice(m, shape.block2, shape.size2, szx, max_message)
         else {
             self.stats.bad_requests += 1;
-            let e = plain(
-                Code::BAD_OPTION,
-                "Block2 beyond the end of the representation",
-            );
+            let e = beyond_the_end();
             return emit(ep, now, handle, &e, None);
         };
         self.stats.blocks_sent += 1;
@@ -1788,6 +1779,15 @@ impl<A: Address, S> Server<A, S> {
     ) -> Result<(), EndpointError> {
         emit_checked(&mut self.stats, ep, now, handle, m, range)
     }
+}
+
+/// 4.02 for a Block2 NUM past the end of the representation (RFC 7959
+/// §2.2).
+fn beyond_the_end() -> MessageBuf {
+    plain(
+        Code::BAD_OPTION,
+        "Block2 beyond the end of the representation",
+    )
 }
 
 /// 2.03 Valid for a representation the client has (RFC 7252 §5.10.6.2),
